@@ -1,0 +1,330 @@
+"""The second stage: pool features for each proposal, classify it and refine its box.
+
+Stages, each a function of its inputs:
+
+1. In training, :func:`proposal_labels` - ground-truth boxes are added to the proposals, each
+   proposal is matched to a box (IoU >= 0.5 foreground with that box's class, below background
+   0, never ignored by default), and a balanced mini-batch is sampled.
+2. :func:`assign_levels` - the FPN level each proposal is pooled from, by equation 1 of the FPN
+   paper: ``k = floor(k0 + log2(sqrt(w * h) / 224))`` clamped to the pooled levels.
+3. :func:`multiscale_roi_align` - 7x7 RoIAlign (sampling ratio 2) on that level.
+4. :class:`TwoMLPHead` and :class:`FastRCNNPredictor` - class logits (P, C) and per-class box
+   deltas (P, C * 4), coded with weights (10, 10, 5, 5).
+5. :func:`fast_rcnn_loss` in training; :func:`postprocess_detections` in evaluation: softmax,
+   decode, clip, score threshold, remove small boxes, per-class NMS, top-k.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchvision.ops import batched_nms, box_area, box_iou, clip_boxes_to_image, remove_small_boxes
+from torchvision.ops import roi_align as torchvision_roi_align
+
+from .box_coding import BoxCoder
+from .matching import BELOW_LOW_THRESHOLD, BETWEEN_THRESHOLDS, Matcher
+from .sampling import sample_positives_negatives
+
+BOX_HEAD_CODER = BoxCoder(weights=(10.0, 10.0, 5.0, 5.0))
+CANONICAL_SIZE = 224
+CANONICAL_LEVEL = 4
+LEVEL_EPS = 1e-6
+
+
+@dataclass
+class LevelAssignment:
+    """Per proposal (P,): ``sqrt_area`` = sqrt(w * h); ``raw_level`` = k0 + log2(sqrt_area / 224)
+    (+ a small epsilon against rounding); ``level`` = floor(raw_level) clamped to
+    [k_min, k_max]; ``index`` = level - k_min, the position in the list of pooled maps."""
+
+    sqrt_area: torch.Tensor
+    raw_level: torch.Tensor
+    level: torch.Tensor
+    index: torch.Tensor
+
+
+def assign_levels(boxes: torch.Tensor, k_min: int, k_max: int) -> LevelAssignment:
+    """FPN paper, equation 1, with k0 = 4 and canonical size 224, for boxes (P, 4)."""
+    sqrt_area = torch.sqrt(box_area(boxes))
+    raw_level = CANONICAL_LEVEL + torch.log2(sqrt_area / CANONICAL_SIZE) + torch.tensor(
+        LEVEL_EPS, dtype=sqrt_area.dtype
+    )
+    level = torch.clamp(torch.floor(raw_level), min=k_min, max=k_max).to(torch.int64)
+    return LevelAssignment(sqrt_area, raw_level, level, level - k_min)
+
+
+def multiscale_roi_align(
+    features: list[torch.Tensor],
+    strides: list[int],
+    proposals: list[torch.Tensor],
+    level_index: torch.Tensor,
+    output_size: int = 7,
+    sampling_ratio: int = 2,
+) -> torch.Tensor:
+    """Pool each proposal from its level.
+
+    ``features`` per pooled level (N, C, H_l, W_l) with ``strides``; ``proposals`` per image
+    (P_i, 4); ``level_index`` (P,) into ``features`` for the concatenated proposals.
+    Returns (P, C, output_size, output_size).
+    """
+    boxes = torch.cat(proposals, dim=0)
+    image_index = torch.cat(
+        [torch.full_like(b[:, :1], i) for i, b in enumerate(proposals)], dim=0
+    )
+    rois = torch.cat([image_index, boxes], dim=1)  # (P, 5): image index, x0, y0, x1, y1
+    first = features[0]
+    if len(features) == 1:
+        return torchvision_roi_align(
+            first, rois, (output_size, output_size), 1.0 / strides[0], sampling_ratio
+        )
+    pooled = torch.zeros(
+        (rois.shape[0], first.shape[1], output_size, output_size),
+        dtype=first.dtype,
+        device=first.device,
+    )
+    for index, (feature, stride) in enumerate(zip(features, strides)):
+        in_level = torch.where(level_index == index)[0]
+        pooled[in_level] = torchvision_roi_align(
+            feature, rois[in_level], (output_size, output_size), 1.0 / stride, sampling_ratio
+        ).to(pooled.dtype)
+    return pooled
+
+
+class TwoMLPHead(nn.Module):
+    """(P, C, 7, 7) pooled features -> (P, representation_size): flatten, two FC + ReLU."""
+
+    def __init__(self, in_channels: int, representation_size: int) -> None:
+        super().__init__()
+        self.fc6 = nn.Linear(in_channels, representation_size)
+        self.fc7 = nn.Linear(representation_size, representation_size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.flatten(start_dim=1)
+        return F.relu(self.fc7(F.relu(self.fc6(x))))
+
+
+class FastRCNNPredictor(nn.Module):
+    """(P, D) -> class logits (P, num_classes) and box deltas (P, num_classes * 4).
+
+    Class 0 is the background."""
+
+    def __init__(self, in_channels: int, num_classes: int) -> None:
+        super().__init__()
+        self.cls_score = nn.Linear(in_channels, num_classes)
+        self.bbox_pred = nn.Linear(in_channels, num_classes * 4)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = x.flatten(start_dim=1)
+        return self.cls_score(x), self.bbox_pred(x)
+
+
+@dataclass
+class ProposalTargets:
+    """One image's sampled training proposals.
+
+    ``proposals`` (S, 4); ``labels`` (S,) the class of the matched box, 0 for background;
+    ``matched_gt`` (S,) the index of the matched box (0 for background); ``regression_targets``
+    (S, 4) codes of the matched boxes relative to the proposals.
+    """
+
+    proposals: torch.Tensor
+    labels: torch.Tensor
+    matched_gt: torch.Tensor
+    regression_targets: torch.Tensor
+
+
+def proposal_labels(
+    proposals: torch.Tensor, gt_boxes: torch.Tensor, gt_labels: torch.Tensor, matcher: Matcher
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Match proposals (P, 4) to boxes (M, 4) with classes (M,).
+
+    Returns the matched box index (P,) (clamped to >= 0) and the label (P,): the class id for
+    foreground, 0 background, -1 ignored.
+    """
+    if gt_boxes.numel() == 0:
+        zeros = torch.zeros((proposals.shape[0],), dtype=torch.int64, device=proposals.device)
+        return zeros, zeros.clone()
+    matches = matcher(box_iou(gt_boxes, proposals))
+    clamped = matches.clamp(min=0)
+    labels = gt_labels[clamped].to(torch.int64)
+    labels[matches == BELOW_LOW_THRESHOLD] = 0
+    labels[matches == BETWEEN_THRESHOLDS] = -1
+    return clamped, labels
+
+
+def select_training_proposals(
+    proposals: torch.Tensor,
+    gt_boxes: torch.Tensor,
+    gt_labels: torch.Tensor,
+    matcher: Matcher,
+    batch_size_per_image: int,
+    positive_fraction: float,
+    box_coder: BoxCoder = BOX_HEAD_CODER,
+) -> ProposalTargets:
+    """Add the ground truth to one image's proposals, label them and sample a mini-batch."""
+    proposals = torch.cat((proposals, gt_boxes.to(proposals.dtype)))
+    matched_gt, labels = proposal_labels(proposals, gt_boxes, gt_labels, matcher)
+    pos, neg = sample_positives_negatives(labels, batch_size_per_image, positive_fraction)
+    sampled = torch.where(pos | neg)[0]
+    proposals, labels, matched_gt = proposals[sampled], labels[sampled], matched_gt[sampled]
+    if gt_boxes.numel() == 0:
+        gt_boxes = torch.zeros((1, 4), dtype=proposals.dtype, device=proposals.device)
+    targets = box_coder.encode(gt_boxes[matched_gt].to(proposals.dtype), proposals)
+    return ProposalTargets(proposals, labels, matched_gt, targets)
+
+
+def fast_rcnn_loss(
+    class_logits: torch.Tensor,
+    box_deltas: torch.Tensor,
+    labels: torch.Tensor,
+    regression_targets: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cross-entropy over all sampled proposals; smooth L1 (beta 1/9) of the foreground ones'
+    deltas for their own class, divided by the number of sampled proposals.
+
+    ``class_logits`` (S, C), ``box_deltas`` (S, C * 4), ``labels`` (S,), ``regression_targets``
+    (S, 4), concatenated over the batch.
+    """
+    classification_loss = F.cross_entropy(class_logits, labels)
+    foreground = torch.where(labels > 0)[0]
+    deltas = box_deltas.reshape(box_deltas.shape[0], -1, 4)
+    box_loss = F.smooth_l1_loss(
+        deltas[foreground, labels[foreground]],
+        regression_targets[foreground],
+        beta=1 / 9,
+        reduction="sum",
+    ) / labels.numel()
+    return classification_loss, box_loss
+
+
+@dataclass(frozen=True)
+class DetectionSettings:
+    """Postprocessing of the box head's output."""
+
+    score_thresh: float = 0.05
+    nms_thresh: float = 0.5
+    detections_per_img: int = 100
+    min_size: float = 1e-2
+
+
+def class_candidates(
+    class_logits: torch.Tensor,
+    box_deltas: torch.Tensor,
+    proposals: torch.Tensor,
+    image_size: tuple[int, int],
+    box_coder: BoxCoder = BOX_HEAD_CODER,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One image's (P, C) logits and (P, C * 4) deltas -> one candidate per proposal and
+    foreground class: boxes (P * (C - 1), 4) clipped to ``image_size``, softmax scores and class
+    ids, ordered by proposal, then class."""
+    num_classes = class_logits.shape[-1]
+    boxes = box_coder.decode(box_deltas, proposals)
+    boxes = clip_boxes_to_image(boxes, image_size)
+    scores = F.softmax(class_logits, dim=-1)
+    labels = torch.arange(num_classes, device=class_logits.device).view(1, -1).expand_as(scores)
+    # Drop the background column.
+    return boxes[:, 1:].reshape(-1, 4), scores[:, 1:].reshape(-1), labels[:, 1:].reshape(-1)
+
+
+def postprocess_detections(
+    boxes: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor, settings: DetectionSettings
+) -> dict[str, torch.Tensor]:
+    """Candidates of one image -> detections: scores above the threshold, boxes at least
+    ``min_size`` wide and high, per-class NMS, the ``detections_per_img`` best."""
+    keep = torch.where(scores > settings.score_thresh)[0]
+    boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
+    keep = remove_small_boxes(boxes, min_size=settings.min_size)
+    boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
+    keep = batched_nms(boxes, scores, labels, settings.nms_thresh)[: settings.detections_per_img]
+    return {"boxes": boxes[keep], "labels": labels[keep], "scores": scores[keep]}
+
+
+class RoIHeads(nn.Module):
+    """Coordinates the second stage; see the module docstring."""
+
+    def __init__(
+        self,
+        box_head: TwoMLPHead,
+        box_predictor: FastRCNNPredictor,
+        *,
+        strides: list[int],
+        fg_iou_thresh: float = 0.5,
+        bg_iou_thresh: float = 0.5,
+        batch_size_per_image: int = 512,
+        positive_fraction: float = 0.25,
+        detection_settings: DetectionSettings = DetectionSettings(),  # noqa: B008 (frozen)
+        box_coder: BoxCoder = BOX_HEAD_CODER,
+        output_size: int = 7,
+        sampling_ratio: int = 2,
+    ) -> None:
+        super().__init__()
+        self.box_head = box_head
+        self.box_predictor = box_predictor
+        # The pooled maps' levels: P_k has stride 2^k.
+        self.k_min, self.k_max = pooled_level_range(strides)
+        self.strides = strides
+        self.matcher = Matcher(fg_iou_thresh, bg_iou_thresh, allow_low_quality_matches=False)
+        self.batch_size_per_image = batch_size_per_image
+        self.positive_fraction = positive_fraction
+        self.detection_settings = detection_settings
+        self.box_coder = box_coder
+        self.output_size = output_size
+        self.sampling_ratio = sampling_ratio
+
+    def box_features(
+        self, features: list[torch.Tensor], proposals: list[torch.Tensor]
+    ) -> torch.Tensor:
+        """Pooled and embedded features of every proposal: (P, representation_size)."""
+        levels = assign_levels(torch.cat(proposals), self.k_min, self.k_max)
+        pooled = multiscale_roi_align(
+            features, self.strides, proposals, levels.index, self.output_size, self.sampling_ratio
+        )
+        return self.box_head(pooled)
+
+    def forward(
+        self,
+        features: list[torch.Tensor],
+        proposals: list[torch.Tensor],
+        image_sizes: list[tuple[int, int]],
+        targets: list[dict[str, torch.Tensor]] | None = None,
+    ) -> tuple[list[dict[str, torch.Tensor]], dict[str, torch.Tensor]]:
+        """``features``: the pooled levels, (N, C, H_l, W_l) each. Returns detections per image
+        in resized-image coordinates (evaluation) or the losses ``loss_classifier`` and
+        ``loss_box_reg`` (training, with ``targets``)."""
+        if targets is not None:
+            sampled = [
+                select_training_proposals(
+                    p, t["boxes"], t["labels"], self.matcher,
+                    self.batch_size_per_image, self.positive_fraction, self.box_coder,
+                )
+                for p, t in zip(proposals, targets)
+            ]
+            proposals = [s.proposals for s in sampled]
+        class_logits, box_deltas = self.box_predictor(self.box_features(features, proposals))
+
+        if targets is not None:
+            loss_classifier, loss_box_reg = fast_rcnn_loss(
+                class_logits,
+                box_deltas,
+                torch.cat([s.labels for s in sampled]),
+                torch.cat([s.regression_targets for s in sampled]),
+            )
+            return [], {"loss_classifier": loss_classifier, "loss_box_reg": loss_box_reg}
+
+        counts = [p.shape[0] for p in proposals]
+        detections = []
+        for logits, deltas, props, size in zip(
+            class_logits.split(counts), box_deltas.split(counts), proposals, image_sizes
+        ):
+            boxes, scores, labels = class_candidates(logits, deltas, props, size, self.box_coder)
+            detections.append(postprocess_detections(boxes, scores, labels, self.detection_settings))
+        return detections, {}
+
+
+def pooled_level_range(strides: list[int]) -> tuple[int, int]:
+    """(k_min, k_max) for feature maps with the given power-of-two strides."""
+    return int(math.log2(strides[0])), int(math.log2(strides[-1]))
