@@ -43,10 +43,18 @@ def build_model(
         raise ValueError(
             f"weights must be one of {', '.join(WEIGHTS_CHOICES)} or a checkpoint file, not {kind!r}"
         )
+    checkpoint_state = None
+    if kind not in WEIGHTS_CHOICES:
+        checkpoint_state = pretrained.load_checkpoint_state(kind)
     pretrained_init = kind != "none"
     config = DetectorConfig(backbone=backbone, num_classes=num_classes, **kwargs)
     if config.frozen_batchnorm is None:
-        config.frozen_batchnorm = pretrained_init
+        # Fine-tuning keeps pretrained statistics fixed; a checkpoint tells by its keys (only
+        # trainable BatchNorm counts batches).
+        config.frozen_batchnorm = pretrained_init and not (
+            checkpoint_state is not None
+            and any(k.endswith("num_batches_tracked") for k in checkpoint_state)
+        )
     if config.trainable_backbone_layers is None:
         spec = BACKBONES.get(backbone)
         if spec is not None:
@@ -61,8 +69,8 @@ def build_model(
 
     if kind == "coco":
         load_coco_weights(model, backbone, num_classes)
-    elif kind not in WEIGHTS_CHOICES:
-        model.load_state_dict(pretrained.load_checkpoint_state(kind))
+    elif checkpoint_state is not None:
+        model.load_state_dict(checkpoint_state)
     return model
 
 
@@ -151,8 +159,12 @@ def model_from_config(
         roi_heads=roi_heads,
         num_classes=config.num_classes,
         pooled_levels=spec.pooled_levels,
+        channels_last=config.channels_last,
     )
     model.config = config
+    if config.channels_last:
+        model.backbone.to(memory_format=torch.channels_last)
+        model.rpn.head.to(memory_format=torch.channels_last)
     return model
 
 

@@ -34,6 +34,7 @@ class FasterRCNN(nn.Module):
         roi_heads: RoIHeads,
         num_classes: int,
         pooled_levels: int,
+        channels_last: bool = False,
     ) -> None:
         super().__init__()
         self.transform = transform
@@ -43,6 +44,7 @@ class FasterRCNN(nn.Module):
         self.roi_heads = roi_heads
         self.num_classes = num_classes
         self.pooled_levels = pooled_levels
+        self.channels_last = channels_last
 
     def forward(
         self, images: list[torch.Tensor], targets: list[dict[str, torch.Tensor]] | None = None
@@ -54,7 +56,10 @@ class FasterRCNN(nn.Module):
             check_targets(images, targets, self.num_classes)
         batch, targets = self.transform(images, targets if self.training else None)
 
-        features = list(self.backbone(batch.tensors).values())
+        pixels = batch.tensors
+        if self.channels_last:
+            pixels = pixels.contiguous(memory_format=torch.channels_last)
+        features = list(self.backbone(pixels).values())
         anchors = anchors_for_features(
             self.anchor_spec,
             tuple(batch.tensors.shape[-2:]),

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from torchvision.ops import clip_boxes_to_image
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -136,7 +137,8 @@ class Transform(torch.nn.Module):
     def to_original_sizes(
         detections: list[dict[str, torch.Tensor]], batch: ImageBatch
     ) -> list[dict[str, torch.Tensor]]:
-        """Map each image's detection boxes from the resized image back to the original."""
+        """Map each image's detection boxes from the resized image back to the original
+        (clipped to it: scaling up can overshoot the border by float rounding)."""
         for det, resized, original in zip(detections, batch.image_sizes, batch.original_sizes):
-            det["boxes"] = resize_boxes(det["boxes"], resized, original)
+            det["boxes"] = clip_boxes_to_image(resize_boxes(det["boxes"], resized, original), original)
         return detections

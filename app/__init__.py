@@ -1,0 +1,1 @@
+"""The Faster R-CNN Workbench desktop application (Qt). Thin over ``engine``."""

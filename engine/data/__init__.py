@@ -1,0 +1,1 @@
+"""Everything about the user's data: images now; the project store and formats build on it."""

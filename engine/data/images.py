@@ -1,0 +1,72 @@
+"""Loading images: the one function every other module calls.
+
+What a viewer shows is what we use: EXIF orientation is applied, so box coordinates refer to
+the displayed image. Palette, grayscale, alpha, CMYK and 16-bit images become 8-bit RGB.
+Decompression bombs are refused with a clear error instead of exhausting memory.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+# Pillow's own limit (about 179 megapixels, twice that raises) is a good bound for photos.
+MAX_PIXELS = Image.MAX_IMAGE_PIXELS
+
+
+class ImageLoadError(ValueError):
+    """An image file that cannot be used, with the path and the reason."""
+
+
+def load_image(path: str | os.PathLike) -> Image.Image:
+    """The image at ``path`` as displayed (EXIF-rotated), in 8-bit RGB."""
+    path = Path(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as opened:
+                opened.load()
+                image = ImageOps.exif_transpose(opened)
+    except FileNotFoundError as error:
+        raise ImageLoadError(f"{path}: file not found") from error
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise ImageLoadError(
+            f"{path}: refused, too many pixels for a photo (a possible decompression bomb): {error}"
+        ) from error
+    except (UnidentifiedImageError, OSError, SyntaxError) as error:
+        raise ImageLoadError(f"{path}: not a readable image ({error})") from error
+    return to_rgb(image)
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Any Pillow mode -> 8-bit RGB; transparent areas become white."""
+    if image.mode == "RGB":
+        return image
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        # 16- or 32-bit grayscale: scale the full range down to 8 bits.
+        array = np.asarray(image, dtype=np.float64)
+        peak = array.max() if array.size and array.max() > 0 else 1.0
+        return Image.fromarray((array / peak * 255).round().astype(np.uint8)).convert("RGB")
+    if image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA"):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def image_to_tensor(image: Image.Image) -> torch.Tensor:
+    """RGB image -> (3, H, W) float32 tensor in [0, 1], the detector's input."""
+    array = np.asarray(image.convert("RGB"), dtype=np.uint8)
+    return torch.from_numpy(array.copy()).permute(2, 0, 1).float().div_(255)
+
+
+def load_image_tensor(path: str | os.PathLike) -> torch.Tensor:
+    """:func:`load_image` then :func:`image_to_tensor`."""
+    return image_to_tensor(load_image(path))
