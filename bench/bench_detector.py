@@ -24,8 +24,8 @@ from torchvision.models.detection.backbone_utils import _mobilenet_extractor, _r
 from torchvision.ops.misc import FrozenBatchNorm2d
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from engine import build_model  # noqa: E402
-from engine.data.images import load_image_tensor  # noqa: E402
+from engine import build_model
+from engine.data.images import load_image_tensor
 
 IMAGE = Path(__file__).resolve().parents[1] / "tests" / "data" / "raccoon-1.jpg"
 TARGET = [{"boxes": torch.tensor([[60.0, 10.0, 250.0, 200.0]]), "labels": torch.tensor([1])}]
@@ -68,7 +68,8 @@ def machine() -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--backbone", default="resnet50", choices=["resnet50", "mobilenet_v3_large"])
+    parser.add_argument("--backbone", default="resnet50",
+                        choices=["resnet50", "mobilenet_v3_large"])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--amp", action="store_true", help="autocast to float16 (CUDA)")
     parser.add_argument("--repeats", type=int, default=5)

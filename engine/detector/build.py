@@ -9,8 +9,7 @@ import torch
 
 from . import weights as pretrained
 from .anchors import AnchorSpec
-from .backbones import BACKBONES, build_backbone, imagenet_weights_enum
-from .backbones import efficientnet_lite
+from .backbones import BACKBONES, build_backbone, efficientnet_lite, imagenet_weights_enum
 from .backbones.frozen_bn import FrozenBatchNorm2d
 from .box_coding import BoxCoder
 from .config import DetectorConfig
@@ -41,7 +40,8 @@ def build_model(
     kind = "none" if weights is None else str(weights)
     if kind not in WEIGHTS_CHOICES and not Path(kind).suffix:
         raise ValueError(
-            f"weights must be one of {', '.join(WEIGHTS_CHOICES)} or a checkpoint file, not {kind!r}"
+            f"weights must be one of {', '.join(WEIGHTS_CHOICES)} or a checkpoint file, "
+            f"not {kind!r}"
         )
     checkpoint_state = None
     if kind not in WEIGHTS_CHOICES:
@@ -191,7 +191,9 @@ def load_coco_weights(model: FasterRCNN, backbone: str, num_classes: int) -> Non
         state = {k: v for k, v in state.items() if not k.startswith("roi_heads.box_predictor.")}
         missing, unexpected = model.load_state_dict(state, strict=False)
         if unexpected or any(not k.startswith("roi_heads.box_predictor.") for k in missing):
-            raise RuntimeError(f"COCO weights do not fit: missing {missing}, unexpected {unexpected}")
+            raise RuntimeError(
+                f"COCO weights do not fit: missing {missing}, unexpected {unexpected}"
+            )
     else:
         model.load_state_dict(state)
     if backbone == "resnet50":

@@ -52,7 +52,9 @@ class FasterRCNN(nn.Module):
         check_images(images)
         if self.training:
             if targets is None:
-                raise ValueError("in training mode the model needs targets (call .eval() to detect)")
+                raise ValueError(
+                    "in training mode the model needs targets (call .eval() to detect)"
+                )
             check_targets(images, targets, self.num_classes)
         batch, targets = self.transform(images, targets if self.training else None)
 

@@ -256,7 +256,7 @@ class RoIHeads(nn.Module):
         bg_iou_thresh: float = 0.5,
         batch_size_per_image: int = 512,
         positive_fraction: float = 0.25,
-        detection_settings: DetectionSettings = DetectionSettings(),  # noqa: B008 (frozen)
+        detection_settings: DetectionSettings = DetectionSettings(),
         box_coder: BoxCoder = BOX_HEAD_CODER,
         output_size: int = 7,
         sampling_ratio: int = 2,
@@ -321,7 +321,9 @@ class RoIHeads(nn.Module):
             class_logits.split(counts), box_deltas.split(counts), proposals, image_sizes
         ):
             boxes, scores, labels = class_candidates(logits, deltas, props, size, self.box_coder)
-            detections.append(postprocess_detections(boxes, scores, labels, self.detection_settings))
+            detections.append(
+                postprocess_detections(boxes, scores, labels, self.detection_settings)
+            )
         return detections, {}
 
 

@@ -140,5 +140,6 @@ class Transform(torch.nn.Module):
         """Map each image's detection boxes from the resized image back to the original
         (clipped to it: scaling up can overshoot the border by float rounding)."""
         for det, resized, original in zip(detections, batch.image_sizes, batch.original_sizes):
-            det["boxes"] = clip_boxes_to_image(resize_boxes(det["boxes"], resized, original), original)
+            boxes = resize_boxes(det["boxes"], resized, original)
+            det["boxes"] = clip_boxes_to_image(boxes, original)
         return detections

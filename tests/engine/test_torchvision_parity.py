@@ -167,4 +167,6 @@ def test_pre_013_key_names_load():
     assert "rpn.head.conv.weight" in old and "backbone.fpn.inner_blocks.0.weight" in old
     fresh = build_model("resnet50", num_classes=3, min_size=64, max_size=64)
     fresh.load_state_dict(old, strict=True)
-    torch.testing.assert_close(fresh.rpn.head.conv[0][0].weight, state["rpn.head.conv.0.0.weight"] + 1)
+    torch.testing.assert_close(
+        fresh.rpn.head.conv[0][0].weight, state["rpn.head.conv.0.0.weight"] + 1
+    )

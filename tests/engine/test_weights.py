@@ -45,7 +45,8 @@ def test_coco_weights_for_other_classes_keep_all_but_the_predictor():
     state = _write_fake_coco_checkpoint()
     model = build_model("mobilenet_v3_large", num_classes=4, weights="coco", **TINY)
     loaded = model.state_dict()
-    torch.testing.assert_close(loaded["rpn.head.cls_logits.weight"], state["rpn.head.cls_logits.weight"])
+    key = "rpn.head.cls_logits.weight"
+    torch.testing.assert_close(loaded[key], state[key])
     assert loaded["roi_heads.box_predictor.cls_score.weight"].shape == (4, 1024)
 
 

@@ -136,7 +136,7 @@ def build_backbone(
 
 
 def imagenet_weights_enum(name: str):
-    """The torchvision weights entry of a backbone's ImageNet classifier (None: not torchvision's)."""
+    """The torchvision weights entry of a backbone's ImageNet classifier, or None."""
     if name in RESNET_WEIGHTS:
         return RESNET_WEIGHTS[name]
     if name == "mobilenet_v3_large":

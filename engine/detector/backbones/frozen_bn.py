@@ -16,6 +16,8 @@ the identity because the convolution already applied it.
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 from torch import nn
 from torchvision.ops.misc import FrozenBatchNorm2d
@@ -64,7 +66,7 @@ def fold_frozen_batchnorm(module: nn.Module) -> int:
     folded = 0
     for parent in list(module.modules()):
         children = list(parent.named_children())
-        for (conv_name, conv), (bn_name, bn) in zip(children, children[1:]):
+        for (conv_name, conv), (bn_name, bn) in itertools.pairwise(children):
             if type(conv) is nn.Conv2d and type(bn) is FrozenBatchNorm2d:
                 new_conv, new_bn = _fold_pair(conv, bn)
                 setattr(parent, conv_name, new_conv)

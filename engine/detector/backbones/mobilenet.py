@@ -44,7 +44,8 @@ def mobilenet_v3_body(
     """The body with the last ``trainable_layers`` of its 6 stages trainable (0..6)."""
     if not 0 <= trainable_layers <= 6:
         raise ValueError(
-            f"trainable_backbone_layers for mobilenet_v3_large must be in 0..6, not {trainable_layers}"
+            "trainable_backbone_layers for mobilenet_v3_large must be in 0..6, "
+            f"not {trainable_layers}"
         )
     network = models.mobilenet_v3_large(weights=None, norm_layer=norm_layer)
     if imagenet_state is not None:

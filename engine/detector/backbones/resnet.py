@@ -47,7 +47,9 @@ def resnet_body(
     """A ResNet body with the last ``trainable_layers`` of (conv1, layer1..layer4) trainable
     (0..5; with 5 the stem's BatchNorm too)."""
     if not 0 <= trainable_layers <= 5:
-        raise ValueError(f"trainable_backbone_layers for {name} must be in 0..5, not {trainable_layers}")
+        raise ValueError(
+            f"trainable_backbone_layers for {name} must be in 0..5, not {trainable_layers}"
+        )
     resnet = getattr(models, name)(weights=None, norm_layer=norm_layer)
     if imagenet_state is not None:
         resnet.load_state_dict(imagenet_state)
