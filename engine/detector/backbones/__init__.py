@@ -127,7 +127,7 @@ def build_backbone(
         )
     else:
         body = efficientnet_lite.efficientnet_lite0_features(
-            pretrained=imagenet_state is not None, frozen_bn=frozen_bn,
+            imagenet_state=imagenet_state, frozen_bn=frozen_bn,
             trainable_layers=trainable_layers,
         )
     if frozen_bn and fold_bn:
