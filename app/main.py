@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QPoint, Qt
 from PySide6.QtGui import QColor, QImage, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import QApplication, QLabel, QListWidget, QMainWindow, QSplitter
 
@@ -23,10 +23,16 @@ def _pixmap_with_boxes(item: DemoImage) -> QPixmap:
     qimage = QImage(data, image.width, image.height, 3 * image.width, QImage.Format.Format_RGB888)
     pixmap = QPixmap.fromImage(qimage.copy())
     painter = QPainter(pixmap)
+    colour = QColor("#ff8c00")
     for (x0, y0, x1, y1), name in zip(item.boxes, item.labels):
-        painter.setPen(QPen(QColor("#ff8c00"), 2))
+        painter.setPen(QPen(colour, 2))
         painter.drawRect(round(x0), round(y0), round(x1 - x0), round(y1 - y0))
-        painter.drawText(round(x0) + 3, round(y0) + 14, name)
+        # The class name on a filled tag above the box, readable on any background.
+        tag = painter.fontMetrics().boundingRect(name).adjusted(-3, -1, 3, 1)
+        tag.moveBottomLeft(QPoint(round(x0) - 1, max(round(y0) - 1, tag.height())))
+        painter.fillRect(tag, colour)
+        painter.setPen(QColor("white"))
+        painter.drawText(tag, Qt.AlignmentFlag.AlignCenter, name)
     painter.end()
     return pixmap
 
