@@ -94,3 +94,19 @@ def test_checkpoint_with_pickled_code_is_refused(tmp_path):
 def test_unknown_weights_name():
     with pytest.raises(ValueError, match="weights must be one of none, imagenet, coco"):
         build_model("resnet18", num_classes=3, weights="cocoa")
+
+
+def test_resnet50_coco_v1_weights_use_frozen_batchnorm_eps_zero():
+    """torchvision trained its v1 COCO weights with eps 0 and sets it so on load; we do too."""
+    from torchvision.models.detection import fasterrcnn_resnet50_fpn
+    from torchvision.ops.misc import FrozenBatchNorm2d
+
+    torch.manual_seed(4)
+    state = fasterrcnn_resnet50_fpn(weights=None, weights_backbone=None).state_dict()
+    state = {k: v for k, v in state.items() if "num_batches" not in k}
+    path = hub_checkpoint_dir() / Path(COCO_WEIGHTS["resnet50"].url).name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(state, path)
+    model = build_model("resnet50", num_classes=91, weights="coco", **TINY)
+    norms = [m for m in model.modules() if isinstance(m, FrozenBatchNorm2d)]
+    assert len(norms) == 53 and all(m.eps == 0.0 for m in norms)
