@@ -38,7 +38,7 @@ def build_model(
     arguments (``min_size``, ``rpn_pre_nms_top_n_test``, ``box_score_thresh``, ...).
     """
     kind = "none" if weights is None else str(weights)
-    if kind not in WEIGHTS_CHOICES and not Path(kind).suffix:
+    if kind not in WEIGHTS_CHOICES and not (Path(kind).suffix or Path(kind).exists()):
         raise ValueError(
             f"weights must be one of {', '.join(WEIGHTS_CHOICES)} or a checkpoint file, "
             f"not {kind!r}"
