@@ -2,7 +2,8 @@
 
 What a viewer shows is what we use: EXIF orientation is applied, so box coordinates refer to
 the displayed image. Palette, grayscale, alpha, CMYK and 16-bit images become 8-bit RGB.
-Decompression bombs are refused with a clear error instead of exhausting memory.
+Decompression bombs (beyond Pillow's limit, about 179 megapixels) are refused with a clear
+error instead of exhausting memory.
 """
 
 from __future__ import annotations
@@ -14,9 +15,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
-
-# Pillow's own limit (about 179 megapixels, twice that raises) is a good bound for photos.
-MAX_PIXELS = Image.MAX_IMAGE_PIXELS
 
 
 class ImageLoadError(ValueError):

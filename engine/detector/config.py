@@ -24,7 +24,8 @@ class DetectorConfig:
     trainable_backbone_layers: int | None = None
     frozen_batchnorm: bool | None = None
     fold_frozen_batchnorm: bool = True
-    # NHWC convolutions: faster on CPUs (oneDNN) and on GPUs with AMP; same results.
+    # NHWC convolutions: faster on CPUs (oneDNN) and on GPUs with AMP; the same function up to
+    # float rounding (turn off, with fold_frozen_batchnorm, for bit-exact torchvision parity).
     channels_last: bool = True
     # Anchors
     anchor_sizes: tuple[tuple[float, ...], ...] | None = None
