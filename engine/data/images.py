@@ -8,6 +8,7 @@ error instead of exhausting memory.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import warnings
 from pathlib import Path
@@ -68,3 +69,47 @@ def image_to_tensor(image: Image.Image) -> torch.Tensor:
 def load_image_tensor(path: str | os.PathLike) -> torch.Tensor:
     """:func:`load_image` then :func:`image_to_tensor`."""
     return image_to_tensor(load_image(path))
+
+
+# EXIF orientations 5-8 store the image transposed: the displayed width is the stored height.
+_TRANSPOSING_ORIENTATIONS = (5, 6, 7, 8)
+_EXIF_ORIENTATION_TAG = 0x0112
+
+
+def image_size(path: str | os.PathLike) -> tuple[int, int, int]:
+    """``(width, height, orientation)`` of the image as displayed, reading only the header.
+
+    ``orientation`` is the EXIF orientation tag (1 when absent or invalid, e.g. 0); for
+    orientations 5-8 the displayed width is the stored height. Raises :class:`ImageLoadError`
+    for anything :func:`load_image` would refuse that the header already reveals.
+    """
+    path = Path(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as opened:
+                width, height = opened.size
+                Image._decompression_bomb_check(opened.size)
+                orientation = opened.getexif().get(_EXIF_ORIENTATION_TAG, 1)
+    except FileNotFoundError as error:
+        raise ImageLoadError(f"{path}: file not found") from error
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise ImageLoadError(
+            f"{path}: refused, too many pixels for a photo (a possible decompression bomb): {error}"
+        ) from error
+    except (UnidentifiedImageError, OSError, SyntaxError) as error:
+        raise ImageLoadError(f"{path}: not a readable image ({error})") from error
+    if orientation not in range(1, 9):
+        orientation = 1
+    if orientation in _TRANSPOSING_ORIENTATIONS:
+        width, height = height, width
+    return width, height, orientation
+
+
+def file_hash(path: str | os.PathLike) -> str:
+    """Hex BLAKE2b-128 of the file's bytes: finds the same image under another name or place."""
+    digest = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as stream:
+        while chunk := stream.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
