@@ -1,5 +1,5 @@
 """The Faster R-CNN Workbench engine: detector, data, training and export. Never imports Qt."""
 
-from .detector import DetectorConfig, FasterRCNN, build_model
+from .detector import DetectorConfig, FasterRCNN, Inspection, Trace, build_model, inspect
 
-__all__ = ["DetectorConfig", "FasterRCNN", "build_model"]
+__all__ = ["DetectorConfig", "FasterRCNN", "Inspection", "Trace", "build_model", "inspect"]

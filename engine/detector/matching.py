@@ -47,3 +47,11 @@ class Matcher:
             _, low_quality = torch.where(iou == best_iou_per_gt[:, None])
             matches[low_quality] = best_gt_for_each_prediction[low_quality]
         return matches
+
+
+def match_labels(matches: torch.Tensor) -> torch.Tensor:
+    """Match indices (N,) from :class:`Matcher` -> labels (N,) int64: 1 matched (positive),
+    0 below the low threshold (negative), -1 between the thresholds (ignored)."""
+    labels = (matches >= 0).to(torch.int64)
+    labels[matches == BETWEEN_THRESHOLDS] = -1
+    return labels

@@ -14,6 +14,7 @@ from torch import nn
 
 from .anchors import AnchorSpec, anchors_for_features
 from .backbones import BackboneWithFPN
+from .recorder import StageRecorder
 from .roi_heads import RoIHeads
 from .rpn import RegionProposalNetwork
 from .targets import check_images, check_targets
@@ -47,8 +48,14 @@ class FasterRCNN(nn.Module):
         self.channels_last = channels_last
 
     def forward(
-        self, images: list[torch.Tensor], targets: list[dict[str, torch.Tensor]] | None = None
+        self,
+        images: list[torch.Tensor],
+        targets: list[dict[str, torch.Tensor]] | None = None,
+        *,
+        recorder: StageRecorder | None = None,
     ):
+        """See the module docstring. ``recorder``, when given, receives every stage's outputs
+        (see :mod:`engine.detector.inspection`); without one nothing extra is kept or done."""
         check_images(images)
         if self.training:
             if targets is None:
@@ -68,10 +75,15 @@ class FasterRCNN(nn.Module):
             [tuple(f.shape[-2:]) for f in features],
             device=batch.tensors.device,
         )
+        if recorder is not None:
+            recorder.record(batch=batch, features=features, anchors=anchors)
         gt_boxes = [t["boxes"] for t in targets] if targets is not None else None
-        proposals, rpn_losses = self.rpn(features, anchors, batch.image_sizes, gt_boxes)
+        proposals, rpn_losses = self.rpn(
+            features, anchors, batch.image_sizes, gt_boxes, recorder=recorder
+        )
         detections, head_losses = self.roi_heads(
-            features[: self.pooled_levels], proposals, batch.image_sizes, targets
+            features[: self.pooled_levels], proposals, batch.image_sizes, targets,
+            recorder=recorder,
         )
         if self.training:
             return {**rpn_losses, **head_losses}

@@ -27,6 +27,7 @@ from torchvision.ops import roi_align as torchvision_roi_align
 
 from .box_coding import BoxCoder
 from .matching import BELOW_LOW_THRESHOLD, BETWEEN_THRESHOLDS, Matcher
+from .recorder import StageRecorder
 from .sampling import sample_positives_negatives
 
 BOX_HEAD_CODER = BoxCoder(weights=(10.0, 10.0, 5.0, 5.0))
@@ -230,16 +231,42 @@ def class_candidates(
     return boxes[:, 1:].reshape(-1, 4), scores[:, 1:].reshape(-1), labels[:, 1:].reshape(-1)
 
 
+@dataclass
+class DetectionStages:
+    """One image's postprocessing, stage by stage: index tensors into its candidates, each a
+    subset of the one before. ``above_score`` - score above ``score_thresh``; ``large_enough``
+    - also at least ``min_size`` wide and high; ``nms_kept`` - survivors of per-class NMS by
+    decreasing score; ``final`` - the first ``detections_per_img`` of those."""
+
+    above_score: torch.Tensor
+    large_enough: torch.Tensor
+    nms_kept: torch.Tensor
+    final: torch.Tensor
+
+
+def postprocess_stages(
+    boxes: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor, settings: DetectionSettings
+) -> DetectionStages:
+    """Candidates of one image (boxes (K, 4), scores (K,), labels (K,)) -> the indices that
+    survive each postprocessing stage."""
+    above_score = torch.where(scores > settings.score_thresh)[0]
+    large_enough = above_score[remove_small_boxes(boxes[above_score], min_size=settings.min_size)]
+    nms_kept = large_enough[
+        batched_nms(
+            boxes[large_enough], scores[large_enough], labels[large_enough], settings.nms_thresh
+        )
+    ]
+    return DetectionStages(
+        above_score, large_enough, nms_kept, nms_kept[: settings.detections_per_img]
+    )
+
+
 def postprocess_detections(
     boxes: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor, settings: DetectionSettings
 ) -> dict[str, torch.Tensor]:
     """Candidates of one image -> detections: scores above the threshold, boxes at least
     ``min_size`` wide and high, per-class NMS, the ``detections_per_img`` best."""
-    keep = torch.where(scores > settings.score_thresh)[0]
-    boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
-    keep = remove_small_boxes(boxes, min_size=settings.min_size)
-    boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
-    keep = batched_nms(boxes, scores, labels, settings.nms_thresh)[: settings.detections_per_img]
+    keep = postprocess_stages(boxes, scores, labels, settings).final
     return {"boxes": boxes[keep], "labels": labels[keep], "scores": scores[keep]}
 
 
@@ -285,16 +312,53 @@ class RoIHeads(nn.Module):
         )
         return self.box_head(pooled)
 
+    def predict(
+        self, features: list[torch.Tensor], proposals: list[torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Class logits (P, C) and box deltas (P, C * 4) of the concatenated proposals."""
+        return self.box_predictor(self.box_features(features, proposals))
+
+    def detect(
+        self,
+        class_logits: torch.Tensor,
+        box_deltas: torch.Tensor,
+        proposals: list[torch.Tensor],
+        image_sizes: list[tuple[int, int]],
+        settings: DetectionSettings,
+        recorder: StageRecorder | None = None,
+    ) -> list[dict[str, torch.Tensor]]:
+        """The box head's outputs -> detections per image, in resized-image coordinates."""
+        counts = [p.shape[0] for p in proposals]
+        detections, candidates, stages = [], [], []
+        for logits, deltas, props, size in zip(
+            class_logits.split(counts), box_deltas.split(counts), proposals, image_sizes
+        ):
+            boxes, scores, labels = class_candidates(logits, deltas, props, size, self.box_coder)
+            kept = postprocess_stages(boxes, scores, labels, settings)
+            keep = kept.final
+            detections.append({"boxes": boxes[keep], "labels": labels[keep],
+                               "scores": scores[keep]})
+            candidates.append((boxes, scores, labels))
+            stages.append(kept)
+        if recorder is not None:
+            recorder.record(
+                class_logits=class_logits, box_deltas=box_deltas,
+                detection_candidates=candidates, detection_stages=stages,
+            )
+        return detections
+
     def forward(
         self,
         features: list[torch.Tensor],
         proposals: list[torch.Tensor],
         image_sizes: list[tuple[int, int]],
         targets: list[dict[str, torch.Tensor]] | None = None,
+        recorder: StageRecorder | None = None,
     ) -> tuple[list[dict[str, torch.Tensor]], dict[str, torch.Tensor]]:
         """``features``: the pooled levels, (N, C, H_l, W_l) each. Returns detections per image
         in resized-image coordinates (evaluation) or the losses ``loss_classifier`` and
-        ``loss_box_reg`` (training, with ``targets``)."""
+        ``loss_box_reg`` (training, with ``targets``). ``recorder``, when given, receives the
+        box head's outputs, the candidates and every postprocessing stage."""
         if targets is not None:
             sampled = [
                 select_training_proposals(
@@ -303,10 +367,7 @@ class RoIHeads(nn.Module):
                 )
                 for p, t in zip(proposals, targets)
             ]
-            proposals = [s.proposals for s in sampled]
-        class_logits, box_deltas = self.box_predictor(self.box_features(features, proposals))
-
-        if targets is not None:
+            class_logits, box_deltas = self.predict(features, [s.proposals for s in sampled])
             loss_classifier, loss_box_reg = fast_rcnn_loss(
                 class_logits,
                 box_deltas,
@@ -315,15 +376,10 @@ class RoIHeads(nn.Module):
             )
             return [], {"loss_classifier": loss_classifier, "loss_box_reg": loss_box_reg}
 
-        counts = [p.shape[0] for p in proposals]
-        detections = []
-        for logits, deltas, props, size in zip(
-            class_logits.split(counts), box_deltas.split(counts), proposals, image_sizes
-        ):
-            boxes, scores, labels = class_candidates(logits, deltas, props, size, self.box_coder)
-            detections.append(
-                postprocess_detections(boxes, scores, labels, self.detection_settings)
-            )
+        class_logits, box_deltas = self.predict(features, proposals)
+        detections = self.detect(
+            class_logits, box_deltas, proposals, image_sizes, self.detection_settings, recorder
+        )
         return detections, {}
 
 

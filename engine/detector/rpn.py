@@ -7,7 +7,7 @@ Stages, each a function of its inputs:
 2. :func:`flatten_levels` - to (N, sum_l H_l W_l A_l) and (N, sum_l H_l W_l A_l, 4), anchors in
    the order of :func:`engine.detector.anchors.grid_anchors`.
 3. Decoding the deltas against the anchors (box coding weights 1, 1, 1, 1).
-4. :func:`filter_proposals` - per level the pre-NMS top-k by objectness; clip to the image;
+4. :func:`filter_image_proposals` - per level the pre-NMS top-k by objectness; clip to the image;
    drop boxes smaller than ``min_size``; drop scores below ``score_thresh``; NMS within each
    level; keep the post-NMS top-k of the image.
 5. In training, :func:`anchor_labels` (1 positive, 0 negative, -1 ignored, by IoU with the
@@ -24,7 +24,8 @@ from torch import nn
 from torchvision.ops import batched_nms, box_iou, clip_boxes_to_image, remove_small_boxes
 
 from .box_coding import BoxCoder
-from .matching import BELOW_LOW_THRESHOLD, BETWEEN_THRESHOLDS, Matcher
+from .matching import Matcher, match_labels
+from .recorder import StageRecorder
 from .sampling import sample_positives_negatives
 
 RPN_BOX_CODER = BoxCoder(weights=(1.0, 1.0, 1.0, 1.0))
@@ -151,28 +152,47 @@ def select_pre_nms(
     )
 
 
+@dataclass
+class ProposalStages:
+    """One image's proposal filtering, stage by stage.
+
+    ``boxes`` (K, 4) are all K pre-NMS candidates clipped to the image, ``scores`` (K,) their
+    objectness probabilities. The stages are index tensors into those K, each a subset of the
+    one before: ``valid`` - at least ``min_size`` wide and high and scoring at least
+    ``score_thresh``; ``nms_kept`` - survivors of NMS within each level, by decreasing score;
+    ``final`` - the first ``post_nms_top_n`` of those, the proposals.
+    """
+
+    boxes: torch.Tensor
+    scores: torch.Tensor
+    valid: torch.Tensor
+    nms_kept: torch.Tensor
+    final: torch.Tensor
+
+    @property
+    def proposals(self) -> torch.Tensor:
+        """(P, 4) the proposals, by decreasing score."""
+        return self.boxes[self.final]
+
+
 def filter_image_proposals(
     boxes: torch.Tensor,
     scores: torch.Tensor,
     levels: torch.Tensor,
     image_size: tuple[int, int],
     settings: ProposalSettings,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """One image's pre-NMS candidates -> its proposals.
+) -> ProposalStages:
+    """One image's pre-NMS candidates -> its proposals, keeping every stage's survivors.
 
-    ``boxes`` (K, 4), ``scores`` (K,) objectness probabilities, ``levels`` (K,). Returns the
-    proposals (P, 4) clipped to ``image_size`` (h, w), their scores (P,) in decreasing order,
-    and the indices (P,) into the K candidates they came from.
+    ``boxes`` (K, 4) decoded, ``scores`` (K,) objectness probabilities, ``levels`` (K,);
+    ``image_size`` (h, w) of the resized image the boxes are clipped to.
     """
-    kept = torch.arange(boxes.shape[0], device=boxes.device)
     boxes = clip_boxes_to_image(boxes, image_size)
-    keep = remove_small_boxes(boxes, settings.min_size)
-    boxes, scores, levels, kept = boxes[keep], scores[keep], levels[keep], kept[keep]
-    keep = torch.where(scores >= settings.score_thresh)[0]
-    boxes, scores, levels, kept = boxes[keep], scores[keep], levels[keep], kept[keep]
+    valid = remove_small_boxes(boxes, settings.min_size)
+    valid = valid[scores[valid] >= settings.score_thresh]
     # NMS within each level: boxes from different levels never suppress each other.
-    keep = batched_nms(boxes, scores, levels, settings.nms_thresh)[: settings.post_nms_top_n]
-    return boxes[keep], scores[keep], kept[keep]
+    nms_kept = valid[batched_nms(boxes[valid], scores[valid], levels[valid], settings.nms_thresh)]
+    return ProposalStages(boxes, scores, valid, nms_kept, nms_kept[: settings.post_nms_top_n])
 
 
 def anchor_labels(
@@ -191,10 +211,7 @@ def anchor_labels(
         )
     matches = matcher(box_iou(gt_boxes, anchors))
     matched_boxes = gt_boxes[matches.clamp(min=0)]
-    labels = (matches >= 0).to(torch.float32)
-    labels[matches == BELOW_LOW_THRESHOLD] = 0.0
-    labels[matches == BETWEEN_THRESHOLDS] = -1.0
-    return labels, matched_boxes
+    return match_labels(matches).to(torch.float32), matched_boxes
 
 
 def rpn_loss(
@@ -244,17 +261,38 @@ class RegionProposalNetwork(nn.Module):
     def settings(self) -> ProposalSettings:
         return self.train_settings if self.training else self.test_settings
 
+    @staticmethod
+    def propose(
+        decoded: torch.Tensor,
+        objectness: torch.Tensor,
+        num_anchors_per_level: list[int],
+        image_sizes: list[tuple[int, int]],
+        settings: ProposalSettings,
+    ) -> tuple[PreNmsCandidates, list[ProposalStages]]:
+        """Decoded anchors (N, R, 4) and their logits (N, R) -> the pre-NMS top-k per level
+        and, per image, the filtering stages that end in its proposals."""
+        candidates = select_pre_nms(decoded, objectness, num_anchors_per_level,
+                                    settings.pre_nms_top_n)
+        scores = torch.sigmoid(candidates.logits)
+        stages = [
+            filter_image_proposals(boxes, s, lvl, size, settings)
+            for boxes, s, lvl, size in zip(candidates.boxes, scores, candidates.levels, image_sizes)
+        ]
+        return candidates, stages
+
     def forward(
         self,
         features: list[torch.Tensor],
         anchors: list[torch.Tensor],
         image_sizes: list[tuple[int, int]],
         gt_boxes: list[torch.Tensor] | None = None,
+        recorder: StageRecorder | None = None,
     ) -> tuple[list[torch.Tensor], dict[str, torch.Tensor]]:
         """Proposals per image ((P_i, 4) in resized-image coordinates) and, with ``gt_boxes``
         (training), the losses ``loss_objectness`` and ``loss_rpn_box_reg``.
 
         ``features``: per level (N, C, H_l, W_l); ``anchors``: per level (H_l W_l A_l, 4).
+        ``recorder``, when given, receives the head outputs and every filtering stage.
         """
         objectness_maps, delta_maps = self.head(features)
         num_anchors_per_level = [o[0].numel() for o in objectness_maps]
@@ -265,14 +303,16 @@ class RegionProposalNetwork(nn.Module):
         decoded = RPN_BOX_CODER.decode(
             deltas.detach().reshape(-1, 4), all_anchors.repeat(num_images, 1)
         ).view(num_images, num_anchors, 4)
-        candidates = select_pre_nms(
-            decoded, objectness.detach(), num_anchors_per_level, self.settings.pre_nms_top_n
+        candidates, stages = self.propose(
+            decoded, objectness.detach(), num_anchors_per_level, image_sizes, self.settings
         )
-        scores = torch.sigmoid(candidates.logits)
-        proposals = [
-            filter_image_proposals(boxes, s, lvl, size, self.settings)[0]
-            for boxes, s, lvl, size in zip(candidates.boxes, scores, candidates.levels, image_sizes)
-        ]
+        proposals = [s.proposals for s in stages]
+        if recorder is not None:
+            recorder.record(
+                objectness_maps=objectness_maps, num_anchors_per_level=num_anchors_per_level,
+                objectness=objectness, decoded=decoded, candidates=candidates,
+                proposal_stages=stages,
+            )
 
         losses: dict[str, torch.Tensor] = {}
         if gt_boxes is not None:

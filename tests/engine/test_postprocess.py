@@ -105,9 +105,10 @@ def _settings(post_nms_top_n: int) -> ProposalSettings:
 
 
 def test_filter_image_proposals():
-    boxes, scores, kept = filter_image_proposals(
+    stages = filter_image_proposals(
         PROPOSALS, PROPOSAL_SCORES, PROPOSAL_LEVELS, (40, 60), _settings(100)
     )
+    boxes, scores, kept = stages.proposals, stages.scores[stages.final], stages.final
     expected = torch.tensor(
         [
             [0.0, 0.0, 20.0, 30.0],
@@ -123,17 +124,19 @@ def test_filter_image_proposals():
 
 def test_filter_image_proposals_nms_is_per_level():
     # All on one level, box 1 (IoU 1 with clipped box 0) is suppressed as well.
-    boxes, _, kept = filter_image_proposals(
+    stages = filter_image_proposals(
         PROPOSALS, PROPOSAL_SCORES, torch.zeros(7, dtype=torch.int64), (40, 60), _settings(100)
     )
+    boxes, kept = stages.proposals, stages.final
     assert kept.tolist() == [0, 3, 4]
     assert boxes.shape == (3, 4)
 
 
 def test_filter_image_proposals_post_nms_top_k():
-    boxes, scores, kept = filter_image_proposals(
+    stages = filter_image_proposals(
         PROPOSALS, PROPOSAL_SCORES, PROPOSAL_LEVELS, (40, 60), _settings(2)
     )
+    boxes, scores, kept = stages.proposals, stages.scores[stages.final], stages.final
     assert kept.tolist() == [0, 1]
     assert_close(scores, torch.tensor([0.90, 0.80]))
     assert_close(boxes, torch.tensor([[0.0, 0.0, 20.0, 30.0], [0.0, 0.0, 20.0, 30.0]]))
