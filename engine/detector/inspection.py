@@ -218,6 +218,29 @@ class Inspection:
         )
         return self.model.transform.to_original_sizes(detections, cache["batch"])[0]
 
+    @torch.inference_mode()
+    def precompute_box_head(self, chunk: int = 256, stop=lambda: False) -> int:
+        """Run the box head for every valid RPN candidate of the last run that it has not seen,
+        ``chunk`` at a time, so that later RPN reruns only look results up.
+
+        For a worker thread to call while the user looks at the first trace: changing the NMS
+        IoU or the post-NMS top-k then never waits for the box head. Stops early when ``stop()``
+        returns true. Returns how many candidates it computed.
+        """
+        if self._rpn is None:
+            raise RuntimeError("run() first: precomputing follows a run's RPN candidates")
+        stages, candidates = self._rpn.stages, self._rpn.candidates
+        anchor_ids = candidates.anchor_indices[0, stages.valid]
+        boxes = stages.boxes[stages.valid]
+        missing = torch.where(self._lookup(anchor_ids) < 0)[0]
+        done = 0
+        for part in missing.split(chunk):
+            if stop():
+                break
+            self._head_outputs(anchor_ids[part], boxes[part])
+            done += part.numel()
+        return done
+
     # ------------------------------------------------------- box head output cache
 
     def _head_outputs(

@@ -242,6 +242,24 @@ def test_rpn_rerun_equals_a_fresh_run_without_the_backbone(model, image):
     assert again.rpn.final.numel() == inspection.settings()[0].post_nms_top_n
 
 
+def test_precomputed_box_head_serves_rpn_reruns(model, image):
+    inspection = Inspection(model, image)
+    inspection.run(rpn_post_nms_top_n=10)
+    computed = inspection.precompute_box_head(chunk=100)
+    assert computed > 0
+    calls = []
+    hook = model.roi_heads.box_head.register_forward_hook(lambda *_: calls.append(1))
+    try:
+        rerun = inspection.run(rpn_nms_thresh=0.6)
+    finally:
+        hook.remove()
+    assert calls == []
+    fresh = inspect(model, image, rpn_nms_thresh=0.6)
+    torch.testing.assert_close(rerun.box_head.class_probs, fresh.box_head.class_probs,
+                               atol=1e-5, rtol=0)
+    assert inspection.precompute_box_head(stop=lambda: True) == 0
+
+
 def test_unknown_setting_is_refused(model, image):
     with pytest.raises(ValueError, match="box_nms_thresh"):
         inspect(model, image, box_nms=0.3)
