@@ -1,0 +1,130 @@
+"""Training data: project records -> (image, target) pairs, batches grouped by aspect ratio.
+
+Detector class ids are the project's categories in id order, numbered 1..K (0 is the
+background); :func:`classes_for` makes that mapping once and it is saved with every checkpoint.
+Every random choice here (the order of images, which ones are flipped) is a function of the
+seed and the epoch, so a run resumed at an epoch or a step sees exactly the batches an
+uninterrupted run would have seen.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from ..data.images import image_to_tensor, load_image
+from ..data.project import CategoryRow, TrainingRecord
+from ..detector.checkpoint import ClassInfo
+
+
+def classes_for(categories: Sequence[CategoryRow]) -> list[ClassInfo]:
+    """Detector classes 1..K for project categories, ordered by category id."""
+    ordered = sorted(categories, key=lambda c: c.id)
+    return [ClassInfo(class_id=i, name=c.name, category_id=c.id, color=c.color)
+            for i, c in enumerate(ordered, start=1)]
+
+
+@dataclass
+class Sample:
+    """One training example: ``image`` (3, H, W) in [0, 1]; ``target`` with ``boxes`` (M, 4)
+    x0 y0 x1 y1 pixels, ``labels`` (M,) class ids 1..K, ``iscrowd`` (M,) 1 for boxes marked
+    difficult (evaluation ignores detections on them)."""
+
+    image_id: int
+    image: torch.Tensor
+    target: dict[str, torch.Tensor]
+
+
+class DetectionDataset(torch.utils.data.Dataset):
+    """Records of one split as samples. ``flip_probability`` > 0 flips images horizontally at
+    random (training); which ones is decided by (seed, epoch, index): see :meth:`set_epoch`."""
+
+    def __init__(
+        self,
+        records: Sequence[TrainingRecord],
+        classes: Sequence[ClassInfo],
+        *,
+        flip_probability: float = 0.0,
+        seed: int = 0,
+    ) -> None:
+        self.records = list(records)
+        self.class_of = {c.category_id: c.class_id for c in classes}
+        self.flip_probability = flip_probability
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def aspect_ratios(self) -> list[float]:
+        """Width / height per image (1.0 where the size is unknown)."""
+        return [r.width / r.height if r.width and r.height else 1.0 for r in self.records]
+
+    def __getitem__(self, index: int) -> Sample:
+        record = self.records[index]
+        image = image_to_tensor(load_image(record.path))
+        boxes = torch.tensor(record.boxes, dtype=torch.float32).reshape(-1, 4)
+        labels = torch.tensor([self.class_of[c] for c in record.category_ids], dtype=torch.int64)
+        iscrowd = torch.tensor(record.difficult, dtype=torch.int64)
+        if self.flip_probability and self._flips(index):
+            width = image.shape[-1]
+            image = image.flip(-1)
+            boxes = torch.stack([width - boxes[:, 2], boxes[:, 1], width - boxes[:, 0],
+                                 boxes[:, 3]], dim=1)
+        return Sample(record.image_id, image,
+                      {"boxes": boxes, "labels": labels, "iscrowd": iscrowd})
+
+    def _flips(self, index: int) -> bool:
+        draw = random.Random(f"flip:{self.seed}:{self.epoch}:{index}").random()
+        return draw < self.flip_probability
+
+
+def epoch_batches(
+    aspect_ratios: Sequence[float],
+    batch_size: int,
+    *,
+    seed: int,
+    epoch: int,
+    shuffle: bool = True,
+    group_by_aspect: bool = True,
+) -> list[list[int]]:
+    """The batches of one epoch, as lists of dataset indices.
+
+    Images are shuffled by (seed, epoch); with ``group_by_aspect`` a batch holds only
+    landscape (w >= h) or only portrait images, so padding to a common size wastes little
+    (torchvision's reference groups the same way). Every image appears once; the last batch of
+    a group may be smaller.
+    """
+    order = list(range(len(aspect_ratios)))
+    if shuffle:
+        generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
+        order = torch.randperm(len(order), generator=generator).tolist()
+    if not group_by_aspect:
+        return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    batches, pending = [], {True: [], False: []}
+    for index in order:
+        group = pending[aspect_ratios[index] >= 1.0]
+        group.append(index)
+        if len(group) == batch_size:
+            batches.append(list(group))
+            group.clear()
+    # Leftovers in order of their first image, so the batch order stays a function of the seed.
+    batches.extend(group for group in pending.values() if group)
+    return batches
+
+
+def shard(batches: list[list[int]], rank: int, world_size: int) -> list[list[int]]:
+    """This process's batches under data parallelism: every ``world_size``-th, cut to a
+    multiple of ``world_size`` so all processes take the same number of steps."""
+    usable = len(batches) - len(batches) % world_size
+    return batches[rank:usable:world_size]
+
+
+def collate(samples: list[Sample]) -> list[Sample]:
+    return samples

@@ -1,0 +1,403 @@
+"""The training loop: what ``frcnn train``, the training worker and torchrun all run.
+
+Reports through a callback of plain dicts (the worker protocol's events, see
+:mod:`engine.training.worker`), obeys pause and stop through a :class:`Control`, evaluates with
+pycocotools after every epoch, keeps ``last.pt`` and ``best.pt`` (highest AP) and appends
+``metrics.jsonl`` in the run folder. A checkpoint holds the position (epoch, batch), the
+optimizer and gradient-scaler state and the random state, so a resumed run takes exactly the
+steps the uninterrupted run would have taken.
+
+Under torchrun (``WORLD_SIZE`` > 1) every process trains on its share of each epoch's batches
+with DistributedDataParallel (gradients averaged); process 0 alone evaluates, reports and
+writes files.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+
+from ..data.project import TrainingRecord
+from ..detector.build import build_model, model_from_config
+from ..detector.checkpoint import ClassInfo, read_checkpoint, save_detector
+from ..detector.config import DetectorConfig
+from .data import DetectionDataset, collate, epoch_batches, shard
+from .evaluation import EvalResult, evaluate_model
+from .settings import TrainSettings
+
+Report = Callable[[dict], None]
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on. ``kind``: "nan", "oom", "data" or "config"."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+class Control:
+    """Pause, resume and stop requests from another thread (the worker's stdin reader, a test).
+    The trainer looks at them between steps."""
+
+    def __init__(self) -> None:
+        self._running = threading.Event()
+        self._running.set()
+        self._stop = threading.Event()
+
+    def pause(self) -> None:
+        self._running.clear()
+
+    def resume(self) -> None:
+        self._running.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._running.set()
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop.is_set()
+
+    @property
+    def paused(self) -> bool:
+        return not self._running.is_set()
+
+    def wait_while_paused(self) -> None:
+        self._running.wait()
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """"auto" is the first CUDA GPU when there is one, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise TrainingError("config", f"device {name} was asked for, but CUDA is not available")
+    return device
+
+
+@dataclass
+class _Position:
+    epoch: int = 0
+    batch: int = 0  # batches of this epoch already done
+    step: int = 0  # steps done in all
+
+
+class Trainer:
+    """One training run; see the module docstring. ``init_weights``: "imagenet", "coco",
+    "none" or a weights file, used unless ``resume`` names a checkpoint to continue (with its
+    own settings unless ``settings`` are given)."""
+
+    def __init__(
+        self,
+        *,
+        train_records: Sequence[TrainingRecord],
+        val_records: Sequence[TrainingRecord],
+        classes: Sequence[ClassInfo],
+        out_dir: str | os.PathLike,
+        detector: DetectorConfig | None = None,
+        settings: TrainSettings | None = None,
+        init_weights: str = "imagenet",
+        device: str = "auto",
+        resume: str | os.PathLike | None = None,
+        report: Report | None = None,
+        control: Control | None = None,
+    ) -> None:
+        if not train_records:
+            raise TrainingError("data", "the train split has no labeled images (status done)")
+        if not classes:
+            raise TrainingError("data", "the project has no categories to learn")
+        self._settings_given = settings is not None
+        self.settings = settings or TrainSettings()
+        self.classes = list(classes)
+        self.out_dir = Path(out_dir)
+        self.report = report or (lambda event: None)
+        self.control = control or Control()
+        self.world_size = dist.get_world_size() if dist.is_initialized() else 1
+        self.rank = dist.get_rank() if dist.is_initialized() else 0
+        self.device = resolve_device(device)
+        if self.device.type == "cuda" and self.world_size > 1:
+            self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        self.amp = self.settings.amp if self.settings.amp is not None else (
+            self.device.type == "cuda")
+        torch.manual_seed(self.settings.seed)
+        self.position = _Position()
+        resume_state = self._build_model(detector, init_weights, resume)
+        self.train_data = DetectionDataset(train_records, self.classes,
+                                           flip_probability=self.settings.flip_probability,
+                                           seed=self.settings.seed)
+        self.val_data = DetectionDataset(val_records, self.classes)
+        self.optimizer = torch.optim.SGD(
+            [p for p in self.model.parameters() if p.requires_grad],
+            lr=self.settings.base_lr(self.world_size), momentum=self.settings.momentum,
+            weight_decay=self.settings.weight_decay,
+        )
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp)
+        self.best_ap = -1.0
+        if resume_state is not None:
+            self._restore(resume_state)
+        self.network = self.model
+        if self.world_size > 1:
+            self.network = torch.nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+
+    # ------------------------------------------------------------------ setup
+
+    def _build_model(self, detector: DetectorConfig | None, init_weights: str, resume):
+        if resume is not None:
+            data = read_checkpoint(resume)
+            saved_classes = [ClassInfo(**c) for c in data["categories"]]
+            if [c.name for c in saved_classes] != [c.name for c in self.classes]:
+                raise TrainingError(
+                    "config",
+                    f"{resume} was trained on classes {[c.name for c in saved_classes]}, the "
+                    f"project now has {[c.name for c in self.classes]}; start a new run instead",
+                )
+            self.model = model_from_config(DetectorConfig.from_dict(data["config"]))
+            self.model.load_state_dict(data["model"])
+            state = data.get("extra", {}).get("training")
+            if state is None:
+                raise TrainingError("config", f"{resume} holds no training state to resume")
+            if not self._settings_given:
+                self.settings = TrainSettings.from_dict(state["settings"])
+            self.model.to(self.device)
+            return state
+        config = detector or DetectorConfig()
+        options = {k: v for k, v in config.to_dict().items()
+                   if k not in ("backbone", "num_classes")}
+        self.model = build_model(config.backbone, num_classes=len(self.classes) + 1,
+                                 weights=init_weights, **options)
+        self.model.to(self.device)
+        return None
+
+    def _restore(self, state: dict) -> None:
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.position = _Position(**state["position"])
+        self.best_ap = state["best_ap"]
+        torch.set_rng_state(state["rng"])
+        if self.device.type == "cuda" and state.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state(state["cuda_rng"], self.device)
+
+    # ------------------------------------------------------------------ running
+
+    def steps_per_epoch(self) -> int:
+        return len(self._batches(0))
+
+    def _batches(self, epoch: int) -> list[list[int]]:
+        batches = epoch_batches(
+            self.train_data.aspect_ratios(), self.settings.batch_size,
+            seed=self.settings.seed, epoch=epoch, group_by_aspect=self.settings.group_by_aspect,
+        )
+        return shard(batches, self.rank, self.world_size)
+
+    def run(self) -> str:
+        """Train to the end (returns "finished") or until stopped (returns "stopped"; a
+        checkpoint of the position is written first). Raises :class:`TrainingError`."""
+        # Gradients flowing back through RoIAlign into the feature maps underflow to denormal
+        # floats, which x86 CPUs compute up to 100 times slower: treat them as zero.
+        flushing = self.device.type == "cpu" and torch.set_flush_denormal(True)
+        try:
+            return self._run()
+        finally:
+            if flushing:
+                torch.set_flush_denormal(False)
+
+    def _run(self) -> str:
+        settings = self.settings
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        per_epoch = self.steps_per_epoch()
+        if per_epoch == 0:
+            raise TrainingError("data", "too few training images for one batch per process")
+        total = per_epoch * settings.epochs
+        if settings.max_steps is not None:
+            total = min(total, settings.max_steps)
+        self._emit({
+            "event": "started", "device": str(self.device), "amp": self.amp,
+            "train_images": len(self.train_data), "val_images": len(self.val_data),
+            "classes": [c.name for c in self.classes], "epochs": settings.epochs,
+            "steps_per_epoch": per_epoch, "total_steps": total,
+            "batch_size": settings.batch_size, "world_size": self.world_size,
+            "lr": settings.base_lr(self.world_size), "resumed_at_step": self.position.step,
+        })
+        self.model.train()
+        timer = _Throughput()
+        while self.position.epoch < settings.epochs:
+            epoch = self.position.epoch
+            self.train_data.set_epoch(epoch)
+            batches = self._batches(epoch)
+            loader = torch.utils.data.DataLoader(
+                self.train_data, batch_sampler=batches[self.position.batch:],
+                collate_fn=collate, num_workers=self._workers(),
+                # Its own generator: creating a loader must not draw from the global random
+                # state, or a resumed run would draw differently from an uninterrupted one.
+                generator=torch.Generator().manual_seed(self.settings.seed + epoch),
+            )
+            for samples in loader:
+                if self._should_stop():
+                    return self._stopped()
+                losses = self._step(samples, per_epoch)
+                self.position.batch += 1
+                self.position.step += 1
+                images = len(samples) * self.world_size
+                rate = timer.tick(images)
+                self._emit({
+                    "event": "step", "step": self.position.step, "total_steps": total,
+                    "epoch": epoch + 1, "batch": self.position.batch, "batches": per_epoch,
+                    "losses": losses, "loss": sum(losses.values()),
+                    "lr": self.optimizer.param_groups[0]["lr"], "images_per_s": rate,
+                    "eta_s": (total - self.position.step) * images / rate if rate else None,
+                })
+                if settings.max_steps is not None and self.position.step >= settings.max_steps:
+                    return self._stopped(reason="max_steps")
+            self.position = _Position(epoch + 1, 0, self.position.step)
+            evaluate = (settings.eval_every and (epoch + 1) % settings.eval_every == 0) or (
+                epoch + 1 == settings.epochs)
+            result = self._evaluate(epoch + 1) if evaluate else None
+            self._save_checkpoints(result)
+        self._emit({"event": "finished", "step": self.position.step,
+                    "best_AP": self.best_ap if self.best_ap >= 0 else None})
+        return "finished"
+
+    def _workers(self) -> int:
+        if self.settings.workers is not None:
+            return self.settings.workers
+        return 2 if self.device.type == "cuda" else 0
+
+    def _should_stop(self) -> bool:
+        if self.control.paused and not self.control.stop_requested:
+            self._emit({"event": "paused", "step": self.position.step})
+            self.control.wait_while_paused()
+            if not self.control.stop_requested:
+                self._emit({"event": "resumed", "step": self.position.step})
+        stop = self.control.stop_requested
+        if self.world_size > 1:
+            # Every process stops at the same step, or the others would wait forever.
+            flag = torch.tensor([1.0 if stop else 0.0], device=self._collective_device())
+            dist.all_reduce(flag)
+            stop = bool(flag.item() > 0)
+        return stop
+
+    def _collective_device(self) -> torch.device:
+        return self.device if dist.get_backend() == "nccl" else torch.device("cpu")
+
+    def _step(self, samples, per_epoch: int) -> dict[str, float]:
+        settings = self.settings
+        lr = settings.base_lr(self.world_size) * settings.lr_factor(self.position.step, per_epoch)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        images = [s.image.to(self.device, non_blocking=True) for s in samples]
+        targets = [{k: v.to(self.device) for k, v in s.target.items() if k != "iscrowd"}
+                   for s in samples]
+        try:
+            with torch.autocast(self.device.type, enabled=self.amp):
+                losses = self.network(images, targets)
+            loss = sum(losses.values())
+            if not math.isfinite(float(loss.detach())):
+                parts = ", ".join(f"{k} {float(v.detach()):.4g}" for k, v in losses.items())
+                value = float(loss.detach())
+                raise TrainingError(
+                    "nan",
+                    f"the loss became {value} at step {self.position.step + 1} (epoch "
+                    f"{self.position.epoch + 1}; {parts}). Training stopped; the last "
+                    f"checkpoint is intact. Try a lower learning rate than {lr:.4g} (--lr) or "
+                    "check the boxes of this batch.",
+                )
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            self.optimizer.zero_grad(set_to_none=True)
+        except torch.OutOfMemoryError as error:
+            smaller = max(1, settings.batch_size // 2)
+            raise TrainingError(
+                "oom",
+                f"out of memory on {self.device} at batch size {settings.batch_size}: try "
+                f"--batch-size {smaller}" + (" or a smaller --min-size" if smaller == 1 else ""),
+            ) from error
+        return {k: round(float(v.detach()), 6) for k, v in losses.items()}
+
+    def _evaluate(self, epoch: int) -> EvalResult | None:
+        if self.rank != 0 or len(self.val_data) == 0:
+            return None
+        result = evaluate_model(self.model, self.val_data, self.classes, device=self.device)
+        record = {"event": "eval", "epoch": epoch, "step": self.position.step,
+                  **result.to_dict()}
+        with open(self.out_dir / "metrics.jsonl", "a", encoding="utf-8") as metrics:
+            metrics.write(json.dumps(record) + "\n")
+        self._emit(record)
+        return result
+
+    def _checkpoint_state(self) -> dict:
+        return {
+            "settings": self.settings.to_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "position": vars(self.position).copy(),
+            "best_ap": self.best_ap,
+            "rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda"
+            else None,
+        }
+
+    def _save_checkpoints(self, result: EvalResult | None) -> None:
+        if self.rank != 0:
+            self._barrier()
+            return
+        if result is not None and result.ap > self.best_ap:
+            self.best_ap = result.ap
+            improved = True
+        else:
+            improved = False
+        last = save_detector(self.out_dir / "last.pt", self.model, self.classes,
+                             extra={"training": self._checkpoint_state(),
+                                    "metrics": result.to_dict() if result else None})
+        self._emit({"event": "checkpoint", "kind": "last", "path": str(last),
+                    "step": self.position.step})
+        if improved:
+            best = self.out_dir / "best.pt"
+            shutil.copyfile(last, best.with_name("best.pt.partial"))
+            os.replace(best.with_name("best.pt.partial"), best)
+            self._emit({"event": "checkpoint", "kind": "best", "path": str(best),
+                        "step": self.position.step, "AP": result.ap})
+        self._barrier()
+
+    def _barrier(self) -> None:
+        if self.world_size > 1:
+            dist.barrier()
+
+    def _stopped(self, reason: str = "requested") -> str:
+        self._save_checkpoints(None)
+        self._emit({"event": "stopped", "reason": reason, "step": self.position.step})
+        return "stopped"
+
+    def _emit(self, event: dict) -> None:
+        if self.rank == 0:
+            self.report({"time": round(time.time(), 3), **event})
+
+
+class _Throughput:
+    """Images per second over the last steps (the first step, with its warm-up, excluded)."""
+
+    def __init__(self, window: int = 20) -> None:
+        self.window = window
+        self.marks: list[tuple[float, int]] = []
+
+    def tick(self, images: int) -> float | None:
+        self.marks.append((time.perf_counter(), images))
+        self.marks = self.marks[-(self.window + 1):]
+        if len(self.marks) < 2:
+            return None
+        elapsed = self.marks[-1][0] - self.marks[0][0]
+        counted = sum(n for _, n in self.marks[1:])
+        return counted / elapsed if elapsed > 0 else None
