@@ -1,0 +1,79 @@
+"""``frcnn train``, ``frcnn eval`` and ``frcnn predict`` as a user runs them."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from engine.cli import main
+from engine.data.demo import write_demo_project
+from engine.detector.checkpoint import load_detector
+
+from ...conftest import REPO
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("cli")
+    project = write_demo_project(folder / "project", count=6, seed=11)
+    config = folder / "tiny.json"
+    config.write_text(json.dumps({
+        "detector": {"min_size": 160, "max_size": 224, "rpn_batch_size_per_image": 32,
+                     "box_batch_size_per_image": 32},
+        "training": {"epochs": 2, "batch_size": 2},
+    }))
+    code = main(["train", "--project", str(project), "--out", str(folder / "run"),
+                 "--config", str(config), "--device", "cpu"])
+    return project, folder / "run", code
+
+
+def test_train_writes_checkpoints_and_metrics(run, capsys):
+    project, out, code = run
+    assert code == 0
+    assert (out / "last.pt").is_file() and (out / "best.pt").is_file()
+    lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [line["epoch"] for line in lines] == [1, 2]
+    assert {"AP", "AP50", "AP75", "per_class"} <= set(lines[0])
+    detector = load_detector(out / "last.pt")
+    assert detector.model.config.backbone == "efficientnet_lite0"  # the offline default
+    assert [c.name for c in detector.classes] == ["circle", "square", "triangle", "cross"]
+
+
+def test_eval_prints_pycocotools_numbers(run, capsys, tmp_path):
+    project, out, _ = run
+    numbers = tmp_path / "eval.json"
+    assert main(["eval", "--checkpoint", str(out / "last.pt"), "--project", str(project),
+                 "--split", "val", "--device", "cpu", "--json", str(numbers)]) == 0
+    printed = capsys.readouterr().out
+    assert "Average Precision  (AP) @[ IoU=0.50:0.95" in printed
+    assert set(json.loads(numbers.read_text())["per_class"]) <= {
+        "circle", "square", "triangle", "cross"}
+
+
+def test_predict_writes_coco_results(run, tmp_path):
+    project, out, _ = run
+    images = sorted((project / "images").iterdir())[:2]
+    results = tmp_path / "preds.json"
+    assert main(["predict", *map(str, images), "--checkpoint", str(out / "last.pt"),
+                 "--out", str(results), "--device", "cpu"]) == 0
+    for item in json.loads(results.read_text()):
+        assert set(item) == {"file_name", "category_id", "category", "score", "bbox"}
+        assert item["category_id"] in (1, 2, 3, 4)
+
+
+def test_resume_and_a_missing_checkpoint(run, capsys):
+    project, out, _ = run
+    code = main(["train", "--project", str(project), "--out", str(out), "--device", "cpu",
+                 "--resume", str(out / "missing.pt")])
+    assert code == 2 and "missing.pt" in capsys.readouterr().err
+
+
+def test_shipped_configs_are_valid():
+    from engine.detector.config import DetectorConfig
+    from engine.training import TrainSettings
+
+    for path in (REPO / "resources" / "configs").glob("*.json"):
+        data = json.loads(path.read_text())
+        DetectorConfig.from_dict(data["detector"])
+        TrainSettings.from_dict(data["training"])
