@@ -1,0 +1,334 @@
+"""Pascal VOC XML: one ``<annotation>`` file per image, as the VOC devkit and LabelImg write it.
+
+Coordinates: VOC corners are 1-based pixel indices, ``xmin`` the first and ``xmax`` the last
+column covered, so a full W x H image is ``xmin=1 ymin=1 xmax=W ymax=H``. They convert to the
+shared pixel-edge box as ``x0 = xmin - 1, y0 = ymin - 1, x1 = xmax, y1 = ymax`` (Detectron2's
+convention) and back as ``xmin = x0 + 1`` ...; integers stay integers, float coordinates are
+accepted and written back as they came.
+
+Reading accepts
+- a devkit folder (``Annotations/``, ``JPEGImages/``, ``ImageSets/Main/{train,val,test,
+  trainval}.txt`` giving splits; ids only in trainval.txt are "train"), its ``Annotations/``
+  folder, or a ``VOCdevkit`` folder holding several (VOC2007, VOC2012);
+- LabelImg's loose layout: XML files in a folder (beside the images, or in a sub-folder such as
+  ``annotations/`` with the images in a sibling ``images/``), or a single XML file.
+
+The image of an XML is looked for by ``<filename>`` beside the XML, in the sibling folders
+``JPEGImages/``, ``images/`` and the one ``<folder>`` names, then at ``<path>`` when that exists
+on this machine, then by the XML's (and the filename's) stem with any image suffix. A foreign
+absolute ``<path>`` (another user's disk) is therefore harmless.
+
+``verified="yes"`` makes the image's status "done". ``<difficult>`` and ``<truncated>`` become
+the box flags; an empty or unreadable flag counts as 0 with a note. An object without a name or
+a readable ``<bndbox>`` is skipped with a report entry; a malformed XML file in a folder is
+skipped with a report entry (a single malformed file given alone raises FormatError).
+Categories get ids 1..K in alphabetical order of their names.
+
+Writing produces the devkit layout with LabelImg's XML (same elements, order and tab
+indentation): ``Annotations/<stem>.xml`` for every image, the images in ``JPEGImages/``
+(copied by default), and ``ImageSets/Main/{train,val,trainval,test}.txt`` when splits are set.
+``<depth>`` is always 3: the project uses every image as RGB.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from ..annotations import SPLITS, AnnotationSet, ImageRecord, ReportEntry
+from .common import (
+    FolderIndex,
+    FormatError,
+    NamedCategories,
+    UniqueNames,
+    absolute,
+    add_box,
+    copy_image,
+    format_number,
+    image_file,
+    images_to_write,
+    known_size,
+    locate_image,
+    open_image_record,
+    report_unwritable,
+    to_float,
+    to_int,
+    unique_folders,
+    writable_boxes,
+)
+
+_SPLIT_FILES = ("train", "val", "test", "trainval")
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading
+
+
+def read_voc(path: Path) -> AnnotationSet:
+    """Read a VOC devkit folder, a folder of LabelImg XML files, or one XML file."""
+    path = absolute(path)
+    sources = xml_files(path)
+    if not sources:
+        raise FormatError(path, "no Pascal VOC XML files (*.xml) in the folder, its "
+                                "Annotations/ or its sub-folders")
+    annotations = AnnotationSet(root=path if path.is_dir() else path.parent)
+    names = NamedCategories()
+    index = FolderIndex()
+    splits: dict[Path, dict[str, str]] = {}
+    for xml_file, devkit in sources:
+        if devkit is not None and devkit not in splits:
+            splits[devkit] = _splits(devkit, annotations.report)
+        tree = _parse(xml_file, annotations.report, single=path.is_file())
+        if tree is None:
+            continue
+        record = _read_annotation(tree, xml_file, devkit, index, names, annotations.report)
+        record.split = splits.get(devkit, {}).get(xml_file.stem)
+        annotations.images.append(record)
+    if not annotations.images:
+        raise FormatError(path, f"none of its {len(sources)} XML files is a readable Pascal VOC "
+                                f"annotation (first: {annotations.report[0]})")
+    annotations.categories = names.categories()
+    return annotations
+
+
+def xml_files(path: Path) -> list[tuple[Path, Path | None]]:
+    """(XML file, devkit root or None) pairs to read, sorted within each folder."""
+    if path.is_file():
+        return [(path, _devkit_of(path.parent))]
+    devkits = [path] if _is_devkit(path) else []
+    if not devkits and _devkit_of(path):
+        devkits = [path.parent]
+    if not devkits:  # a VOCdevkit folder holding VOC2007/, VOC2012/ ...
+        devkits = [sub for sub in sorted(path.iterdir()) if sub.is_dir() and _is_devkit(sub)]
+    if devkits:
+        return [(xml, devkit) for devkit in devkits
+                for xml in _xml_in(_child(devkit, "Annotations"))]  # type: ignore[arg-type]
+    files = _xml_in(path)
+    if not files:  # LabelImg projects often keep the XML files in annotations/ or labels/
+        files = [xml for sub in sorted(path.iterdir()) if sub.is_dir() for xml in _xml_in(sub)]
+    return [(xml, None) for xml in files]
+
+
+def _xml_in(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() == ".xml" and p.is_file())
+
+
+def _child(folder: Path, name: str) -> Path | None:
+    """The sub-folder of ``folder`` called ``name`` in any case, or None."""
+    exact = folder / name
+    if exact.is_dir():
+        return exact
+    for sub in folder.iterdir():
+        if sub.name.lower() == name.lower() and sub.is_dir():
+            return sub
+    return None
+
+
+def _is_devkit(folder: Path) -> bool:
+    """A devkit root has Annotations/ and ImageSets/ or JPEGImages/ (any case); a LabelImg
+    project with annotations/ and images/ is read as the loose layout."""
+    return _child(folder, "Annotations") is not None and (
+        _child(folder, "ImageSets") is not None or _child(folder, "JPEGImages") is not None)
+
+
+def _devkit_of(annotations_folder: Path) -> Path | None:
+    """The devkit root when ``annotations_folder`` is a devkit's Annotations/ folder."""
+    root = annotations_folder.parent
+    is_devkit = annotations_folder.name.lower() == "annotations" and _is_devkit(root)
+    return root if is_devkit else None
+
+
+def _splits(devkit: Path, report: list[ReportEntry]) -> dict[str, str]:
+    """Image id -> split from ``ImageSets/Main/{train,val,test,trainval}.txt``."""
+    main = devkit / "ImageSets" / "Main"
+    splits: dict[str, str] = {}
+    for name in _SPLIT_FILES:
+        listing = main / f"{name}.txt"
+        if not listing.is_file():
+            continue
+        split = "train" if name == "trainval" else name
+        for line in listing.read_text(encoding="utf-8-sig", errors="replace").splitlines():
+            # One id a line; the whole line, since our own ids may contain spaces.
+            image_id = line.strip()
+            if not image_id:
+                continue
+            earlier = splits.setdefault(image_id, split)
+            if earlier != split and name != "trainval":
+                report.append(ReportEntry(str(listing), image_id, "note",
+                                          f"also listed in {earlier}.txt; kept in {earlier}"))
+    return splits
+
+
+def _parse(xml_file: Path, report: list[ReportEntry], *, single: bool) -> ET.Element | None:
+    """The ``<annotation>`` element, or None (reported) for a file that is not one."""
+    try:
+        root = ET.parse(xml_file).getroot()
+    except (ET.ParseError, OSError, UnicodeDecodeError) as error:
+        if single:
+            raise FormatError(xml_file, f"not a readable XML file: {error}") from error
+        report.append(ReportEntry(str(xml_file), "file", "skipped",
+                                  f"not a readable XML file: {error}"))
+        return None
+    if root.tag != "annotation":
+        reason = f"not a Pascal VOC annotation (root element <{root.tag}>)"
+        if single:
+            raise FormatError(xml_file, reason)
+        report.append(ReportEntry(str(xml_file), "file", "skipped", reason))
+        return None
+    return root
+
+
+def _read_annotation(root: ET.Element, xml_file: Path, devkit: Path | None, index: FolderIndex,
+                     names: NamedCategories, report: list[ReportEntry]) -> ImageRecord:
+    file = str(xml_file)
+    filename = _text(root, "filename")
+    image_path = _find_image(root, xml_file, devkit, index)
+    declared = (to_int(_text(root, "size/width")), to_int(_text(root, "size/height")))
+    record, orientation = open_image_record(image_path, declared, file=file, report=report)
+    if root.get("verified", "").lower() == "yes":
+        record.status = "done"
+    for number, obj in enumerate(root.findall("object"), start=1):
+        name = _text(obj, "name")
+        item = f"object {number}" + (f" ({name})" if name else "")
+        if not name:
+            report.append(ReportEntry(file, item, "skipped", "object has no <name>"))
+            continue
+        corners = [to_float(_text(obj, f"bndbox/{key}"))
+                   for key in ("xmin", "ymin", "xmax", "ymax")]
+        if any(value is None for value in corners):
+            report.append(ReportEntry(
+                file, item, "skipped", "no <bndbox> with numeric xmin, ymin, xmax, ymax"))
+            continue
+        xmin, ymin, xmax, ymax = corners  # type: ignore[misc]
+        box = add_box(record, (xmin - 1, ymin - 1, xmax, ymax), 0, file=file, item=item,
+                      report=report, orientation=orientation,
+                      difficult=_flag(obj, "difficult", file, item, report),
+                      truncated=_flag(obj, "truncated", file, item, report))
+        names.add(box, name)
+    if not filename:
+        report.append(ReportEntry(file, "filename", "note",
+                                  f"no <filename>; image looked up as {image_path.name}"))
+    return record
+
+
+def _find_image(root: ET.Element, xml_file: Path, devkit: Path | None,
+                index: FolderIndex) -> Path:
+    """Where the XML's image is (see the module docstring), or where it should be if missing."""
+    filename = _text(root, "filename")
+    folder = _text(root, "folder")
+    here, parent = xml_file.parent, xml_file.parent.parent
+    candidates = [devkit / "JPEGImages"] if devkit is not None else []
+    candidates += [here, parent / "JPEGImages", parent / "images", here / "images"]
+    if folder and "/" not in folder and "\\" not in folder:
+        candidates.append(parent / folder)
+    folders = unique_folders(candidates)
+    found = locate_image(folders, [filename] if filename else [], [], index)
+    declared_path = _text(root, "path")
+    if found is None and declared_path and Path(declared_path).is_file():
+        found = Path(declared_path)
+    if found is None:
+        stems = [xml_file.stem] + ([Path(filename).stem, filename] if filename else [])
+        found = locate_image(folders, [], stems, index)
+    if found is not None:
+        return found
+    # Missing: the record points where the layout says the image belongs: the devkit's
+    # JPEGImages/ or a sibling image folder, else beside the XML.
+    where = next((f for f in folders if f != absolute(here)), absolute(here))
+    return where / (Path(filename).name if filename else xml_file.stem + ".jpg")
+
+
+def _text(element: ET.Element, path: str) -> str:
+    found = element.find(path)
+    return (found.text or "").strip() if found is not None else ""
+
+
+def _flag(obj: ET.Element, tag: str, file: str, item: str, report: list[ReportEntry]) -> bool:
+    """A VOC 0/1 flag; a missing element is 0, an empty or odd one is 0 with a note."""
+    element = obj.find(tag)
+    if element is None:
+        return False
+    text = (element.text or "").strip().lower()
+    if text in ("1", "true", "yes"):
+        return True
+    if text not in ("0", "false", "no"):
+        report.append(ReportEntry(file, item, "note", f"<{tag}> is {text!r}; taken as 0"))
+    return False
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing
+
+
+def write_voc(annotations: AnnotationSet, out: Path, *, split: str | None = None,
+              images: str = "copy") -> list[Path]:
+    """Write the devkit layout under the folder ``out`` (see the module docstring)."""
+    out = absolute(out)
+    annotations_dir, jpeg_dir = out / "Annotations", out / "JPEGImages"
+    annotations_dir.mkdir(parents=True, exist_ok=True)
+    names = annotations.category_names()
+    stems = UniqueNames()
+    written: list[Path] = []
+    split_ids: dict[str, list[str]] = {}
+    for image in images_to_write(annotations, split):
+        source = image_file(annotations, image)
+        stem = stems.take(source.stem)
+        target = jpeg_dir / (stem + source.suffix)
+        if copy_image(source, target, images):
+            written.append(target)
+        else:
+            target = source
+        size = known_size(image, source)
+        xml_file = annotations_dir / f"{stem}.xml"
+        if size is None:
+            report_unwritable(annotations, str(xml_file), str(source), "image size unknown "
+                              "(missing or unreadable image): <size> written as 0 x 0")
+        xml = _annotation_xml(image, target, size or (0, 0), names, annotations, str(xml_file))
+        xml_file.write_text(xml, encoding="utf-8")
+        written.append(xml_file)
+        if image.split in SPLITS:
+            split_ids.setdefault(image.split, []).append(stem)
+    if split_ids:
+        split_ids["trainval"] = split_ids.get("train", []) + split_ids.get("val", [])
+        main = out / "ImageSets" / "Main"
+        main.mkdir(parents=True, exist_ok=True)
+        for name in _SPLIT_FILES:
+            if split_ids.get(name):
+                listing = main / f"{name}.txt"
+                listing.write_text("".join(f"{i}\n" for i in split_ids[name]), encoding="utf-8")
+                written.append(listing)
+    return written
+
+
+def _annotation_xml(image: ImageRecord, image_path: Path, size: tuple[int, int],
+                    names: dict[int, str], annotations: AnnotationSet, xml_file: str) -> str:
+    """LabelImg's XML for one image: its elements, their order and its tab indentation."""
+    top = ET.Element("annotation")
+    if image.status == "done":
+        top.set("verified", "yes")
+    _sub(top, "folder", image_path.parent.name)
+    _sub(top, "filename", image_path.name)
+    _sub(top, "path", str(image_path))
+    _sub(_sub(top, "source"), "database", "Unknown")
+    size_element = _sub(top, "size")
+    _sub(size_element, "width", str(size[0]))
+    _sub(size_element, "height", str(size[1]))
+    _sub(size_element, "depth", "3")
+    _sub(top, "segmented", "0")
+    for box in writable_boxes(annotations, image, xml_file):
+        obj = _sub(top, "object")
+        _sub(obj, "name", names[box.category_id])
+        _sub(obj, "pose", "Unspecified")
+        _sub(obj, "truncated", str(int(box.truncated)))
+        _sub(obj, "difficult", str(int(box.difficult)))
+        bndbox = _sub(obj, "bndbox")
+        for key, value in (("xmin", box.x0 + 1), ("ymin", box.y0 + 1), ("xmax", box.x1),
+                           ("ymax", box.y1)):
+            _sub(bndbox, key, format_number(value))
+    ET.indent(top, space="\t")
+    return ET.tostring(top, encoding="unicode") + "\n"
+
+
+def _sub(parent: ET.Element, tag: str, text: str | None = None) -> ET.Element:
+    element = ET.SubElement(parent, tag)
+    element.text = text
+    return element
