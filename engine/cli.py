@@ -18,14 +18,30 @@ def _cmd_backbones(_args: argparse.Namespace) -> int:
     return 0
 
 
+def _open_model(args: argparse.Namespace):
+    from .detector.checkpoint import open_detector
+
+    return open_detector(args.checkpoint, weights=args.weights, backbone=args.backbone,
+                         num_classes=args.num_classes)
+
+
+def _add_model_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--checkpoint", type=Path,
+                        help="a checkpoint written by training (overrides the options below)")
+    parser.add_argument("--backbone", default="resnet50")
+    parser.add_argument("--weights", default="coco",
+                        help="none, imagenet, coco (torchvision's, from the hub cache) or a "
+                             "state-dict file")
+    parser.add_argument("--num-classes", type=int, default=91,
+                        help="classes including the background (91 for COCO)")
+
+
 def _cmd_detect(args: argparse.Namespace) -> int:
     import torch
 
     from .data.images import ImageLoadError, load_image_tensor
-    from .detector import build_model
 
-    model = build_model(args.backbone, num_classes=args.num_classes, weights=args.weights)
-    model.eval()
+    model = _open_model(args).model
     results = []
     for path in args.images:
         try:
@@ -52,6 +68,335 @@ def _cmd_detect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parse_box(text: str) -> tuple[list[float], int]:
+    parts = text.split(",")
+    if len(parts) not in (4, 5):
+        raise argparse.ArgumentTypeError(f"{text!r}: give x0,y0,x1,y1 or x0,y0,x1,y1,class_id")
+    try:
+        return [float(v) for v in parts[:4]], int(parts[4]) if len(parts) == 5 else 1
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"{text!r}: {error}") from error
+
+
+def _cmd_inspect(args: argparse.Namespace) -> int:
+    import torch
+
+    from .data.images import image_to_tensor, load_image
+    from .detector import inspect
+    from .detector.overlays import write_inspection_report
+
+    detector = _open_model(args)
+    image = load_image(args.image)
+    target = None
+    if args.box:
+        target = {"boxes": torch.tensor([box for box, _ in args.box]),
+                  "labels": torch.tensor([label for _, label in args.box])}
+    overrides = {name: getattr(args, name) for name in _INSPECT_OVERRIDES
+                 if getattr(args, name) is not None}
+    trace = inspect(detector.model, image_to_tensor(image), target, **overrides)
+    written = write_inspection_report(trace, image, args.out, detector.class_names())
+    if args.save_trace:
+        from .detector import save_trace
+
+        written.append(save_trace(trace, args.out / "trace.pt"))
+    counts = trace.summary()
+    print(f"{args.image}: {counts['anchors']} anchors, {counts['rpn']['proposals']} proposals, "
+          f"{counts['detections']} detections")
+    print(f"wrote {len(written)} files to {args.out}")
+    return 0
+
+
+_INSPECT_OVERRIDES = (
+    "rpn_pre_nms_top_n", "rpn_post_nms_top_n", "rpn_nms_thresh", "rpn_score_thresh",
+    "box_score_thresh", "box_nms_thresh", "box_detections_per_img",
+)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from .training import Control, TrainingError, TrainingJob, run_job
+    from .training.progress import TerminalProgress
+
+    job = TrainingJob(project=str(args.project), out=str(args.out), weights=args.weights,
+                      device=args.device, resume=str(args.resume) if args.resume else None)
+    if args.config:
+        loaded = json.loads(Path(args.config).read_text(encoding="utf-8"))
+        job.detector = dict(loaded.get("detector", {}))
+        job.training = dict(loaded.get("training", {}))
+    if args.backbone:
+        job.detector["backbone"] = args.backbone
+    for option, key in (("epochs", "epochs"), ("batch_size", "batch_size"), ("lr", "lr"),
+                        ("max_steps", "max_steps"), ("seed", "seed")):
+        if getattr(args, option) is not None:
+            job.training[key] = getattr(args, option)
+    if args.min_size is not None:
+        job.detector["min_size"] = args.min_size
+    if args.max_size is not None:
+        job.detector["max_size"] = args.max_size
+    distributed = _init_distributed()
+    control = Control()
+    restore_interrupt = _stop_on_first_interrupt(control)
+    try:
+        outcome = run_job(job, report=TerminalProgress(), control=control)
+    except TrainingError as error:
+        print(f"frcnn: training stopped: {error}", file=sys.stderr)
+        return 1
+    finally:
+        restore_interrupt()
+        if distributed:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
+    return 0 if outcome == "finished" else 3
+
+
+def _stop_on_first_interrupt(control):
+    """Ctrl-C once: stop after the current step, with a checkpoint. Twice: stop at once.
+    Returns a function that puts the previous handler back."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    previous = signal.getsignal(signal.SIGINT)
+
+    def interrupted(_signal, _frame):
+        print("\nstopping after this step (Ctrl-C again to stop at once)", file=sys.stderr)
+        control.stop()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    signal.signal(signal.SIGINT, interrupted)
+    return lambda: signal.signal(signal.SIGINT, previous)
+
+
+def _init_distributed() -> bool:
+    """Join the process group torchrun describes in the environment (WORLD_SIZE > 1)."""
+    import os
+
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return False
+    import torch
+    import torch.distributed as dist
+
+    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    if torch.cuda.is_available():
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    dist.init_process_group(backend)
+    return True
+
+
+def _add_train_commands(commands: argparse._SubParsersAction) -> None:
+    train = commands.add_parser(
+        "train", help="train a detector on a project's train split, evaluating on val")
+    train.add_argument("--project", type=Path, required=True)
+    train.add_argument("--out", type=Path, required=True, help="the run folder")
+    train.add_argument("--config", type=Path,
+                       help='JSON: {"detector": {DetectorConfig fields}, "training": '
+                            '{TrainSettings fields}}')
+    train.add_argument("--backbone", help="efficientnet_lite0 (default: its ImageNet weights "
+                                          "ship with the program), resnet18/34/50/101, "
+                                          "mobilenet_v3_large")
+    train.add_argument("--weights", default="imagenet",
+                       help="imagenet (default), coco, none, or a weights/checkpoint file")
+    train.add_argument("--device", default="auto", help="auto, cpu or cuda:N")
+    train.add_argument("--epochs", type=int)
+    train.add_argument("--batch-size", type=int)
+    train.add_argument("--lr", type=float, help="default: 0.02 x global batch / 16")
+    train.add_argument("--min-size", type=int, help="short side the images are resized to")
+    train.add_argument("--max-size", type=int, help="longest side at most")
+    train.add_argument("--max-steps", type=int, help="stop (with a checkpoint) after N steps")
+    train.add_argument("--seed", type=int)
+    train.add_argument("--resume", type=Path, help="continue from this checkpoint (last.pt)")
+    train.add_argument("--distributed", action="store_true",
+                       help="one of several processes started by torchrun (detected from its "
+                            "environment anyway): torchrun --nproc_per_node=N -m "
+                            "engine.training ...")
+    train.set_defaults(func=_cmd_train)
+
+    evaluate = commands.add_parser("eval", help="COCO metrics of a checkpoint on a project split")
+    evaluate.add_argument("--checkpoint", type=Path, required=True)
+    evaluate.add_argument("--project", type=Path, required=True)
+    evaluate.add_argument("--split", default="val")
+    evaluate.add_argument("--device", default="auto")
+    evaluate.add_argument("--json", type=Path, help="also write the numbers here")
+    evaluate.set_defaults(func=_cmd_eval)
+
+    predict = commands.add_parser("predict", help="COCO-style detections of a checkpoint")
+    predict.add_argument("images", nargs="+", type=Path)
+    predict.add_argument("--checkpoint", type=Path, required=True)
+    predict.add_argument("--out", type=Path, required=True, help="the results JSON")
+    predict.add_argument("--device", default="auto")
+    predict.add_argument("--score-thresh", type=float, help="drop detections below this")
+    predict.set_defaults(func=_cmd_predict)
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from .data.project import Project
+    from .detector.checkpoint import load_detector
+    from .training.data import DetectionDataset
+    from .training.evaluation import evaluate_model
+    from .training.trainer import resolve_device
+
+    device = resolve_device(args.device)
+    detector = load_detector(args.checkpoint, device)
+    project = Project.open(args.project)
+    try:
+        records = project.dataset(args.split)
+        categories = {c.id: c.name for c in project.categories()}
+    finally:
+        project.close()
+    if not records:
+        print(f"frcnn: error: the {args.split} split has no labeled images", file=sys.stderr)
+        return 2
+    wanted = {c.category_id for c in detector.classes}
+    unknown = {categories.get(c, str(c)) for r in records for c in r.category_ids} - {
+        categories.get(c, str(c)) for c in wanted}
+    if unknown:
+        print(f"frcnn: note: the model was not trained on {', '.join(sorted(unknown))}; "
+              "those boxes are left out of the evaluation", file=sys.stderr)
+    classes = detector.classes
+    records = [_only_categories(r, wanted) for r in records]
+    dataset = DetectionDataset(records, classes)
+    result = evaluate_model(detector.model, dataset, classes, device=device)
+    print(result.summary.rstrip())
+    for name, ap in result.per_class.items():
+        print(f"{name:24s} AP {ap:.3f}  AP50 {result.per_class_ap50[name]:.3f}")
+    if args.json:
+        args.json.write_text(json.dumps(result.to_dict(), indent=1))
+    return 0
+
+
+def _only_categories(record, category_ids: set[int]):
+    from dataclasses import replace
+
+    keep = [i for i, c in enumerate(record.category_ids) if c in category_ids]
+    return replace(record, boxes=tuple(record.boxes[i] for i in keep),
+                   category_ids=tuple(record.category_ids[i] for i in keep),
+                   difficult=tuple(record.difficult[i] for i in keep))
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    import torch
+
+    from .data.images import ImageLoadError, load_image_tensor
+    from .detector.checkpoint import load_detector
+    from .training.trainer import resolve_device
+
+    device = resolve_device(args.device)
+    detector = load_detector(args.checkpoint, device)
+    names = detector.class_names()
+    category_of = {c.class_id: c.category_id for c in detector.classes}
+    results, skipped = [], 0
+    for path in args.images:
+        try:
+            image = load_image_tensor(path).to(device)
+        except ImageLoadError as error:
+            print(f"skipped: {error}", file=sys.stderr)
+            skipped += 1
+            continue
+        with torch.inference_mode():
+            found = detector.model([image])[0]
+        for box, label, score in zip(found["boxes"].tolist(), found["labels"].tolist(),
+                                     found["scores"].tolist()):
+            if args.score_thresh is not None and score < args.score_thresh:
+                continue
+            x0, y0, x1, y1 = box
+            results.append({
+                "file_name": str(path), "category_id": category_of.get(label, label),
+                "category": names.get(label, str(label)), "score": round(score, 5),
+                "bbox": [round(v, 2) for v in (x0, y0, x1 - x0, y1 - y0)],
+            })
+    args.out.write_text(json.dumps(results, indent=1))
+    print(f"{len(results)} detections in {len(args.images) - skipped} images -> {args.out}")
+    return 0 if not skipped else 1
+
+
+def _add_inspect_command(commands: argparse._SubParsersAction) -> None:
+    inspect = commands.add_parser(
+        "inspect", help="trace one image through the detector: a picture per stage and counts")
+    inspect.add_argument("image", type=Path)
+    inspect.add_argument("--out", type=Path, required=True, help="folder for the PNGs and JSON")
+    _add_model_options(inspect)
+    inspect.add_argument("--box", type=_parse_box, action="append", metavar="X0,Y0,X1,Y1[,C]",
+                         help="a ground-truth box (repeatable) to show anchor matching")
+    inspect.add_argument("--save-trace", action="store_true",
+                         help="also write trace.pt (load with engine.detector.load_trace)")
+    for name in _INSPECT_OVERRIDES:
+        kind = int if name.endswith(("_n", "_img")) else float
+        inspect.add_argument(f"--{name.replace('_', '-')}", dest=name, type=kind)
+    inspect.set_defaults(func=_cmd_inspect)
+
+
+def _cmd_import(args: argparse.Namespace) -> int:
+    from .data.importing import import_annotations
+
+    report = import_annotations(args.project, args.source, format=args.format)
+    print(report.summary())
+    for entry in report.entries:
+        print(f"  {entry}")
+    return 0
+
+
+def _cmd_export_annotations(args: argparse.Namespace) -> int:
+    from .data.exporting import export_annotations
+
+    written, entries = export_annotations(args.project, args.format, args.out,
+                                          split=args.split, images=args.images)
+    print(f"wrote {len(written)} files to {args.out}")
+    for entry in entries:
+        print(f"  {entry}")
+    return 0
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    from .data.project import Project
+
+    with Project.open(args.project) as project:
+        project.check_missing()  # so that "missing" is what is on disk now
+        print("\n".join(project.info().lines()))
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .data.demo import write_demo_project
+    from .data.project import Project
+
+    folder = write_demo_project(args.out, count=args.count, seed=args.seed)
+    with Project.open(folder) as project:
+        info = project.info()
+    print(f"demo project written to {folder}: {info.images} images, {info.boxes} boxes, "
+          f"train {info.by_split['train']}, val {info.by_split['val']}")
+    return 0
+
+
+def _add_project_commands(commands: argparse._SubParsersAction) -> None:
+    from .data.formats import FORMATS
+    imp = commands.add_parser(
+        "import", help="import annotations into a project (created if absent)")
+    imp.add_argument("source", type=Path, help="annotation file or folder")
+    imp.add_argument("--project", type=Path, required=True, help="project folder")
+    imp.add_argument("--format", choices=(*FORMATS, "auto"), default="auto")
+    imp.set_defaults(func=_cmd_import)
+    export = commands.add_parser(
+        "export-annotations", help="write a project's annotations in a dataset format")
+    export.add_argument("--project", type=Path, required=True, help="project folder")
+    export.add_argument("--format", choices=FORMATS, required=True)
+    export.add_argument("--out", type=Path, required=True, help="file or folder to write")
+    export.add_argument("--split", choices=("train", "val", "test", "none"),
+                        help="only this split (default: every image)")
+    export.add_argument("--images", choices=("copy", "link", "none"), default="copy",
+                        help="VOC and YOLO: copy the images into the layout (default), "
+                             "hard-link them, or write labels only")
+    export.set_defaults(func=_cmd_export_annotations)
+    info = commands.add_parser("info", help="counts of a project's images, boxes and classes")
+    info.add_argument("--project", type=Path, required=True, help="project folder")
+    info.set_defaults(func=_cmd_info)
+    demo = commands.add_parser("demo", help="write the demo project (generated shapes)")
+    demo.add_argument("--out", type=Path, required=True, help="new or empty folder")
+    demo.add_argument("--count", type=int, default=300, help="number of images (default 300)")
+    demo.add_argument("--seed", type=int, default=0, help="same seed, same project")
+    demo.set_defaults(func=_cmd_demo)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="frcnn", description=engine_doc)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -60,12 +405,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     detect = commands.add_parser("detect", help="run a detector on images, print COCO results")
     detect.add_argument("images", nargs="+", type=Path)
-    detect.add_argument("--backbone", default="resnet50")
-    detect.add_argument("--weights", default="coco",
-                        help="none, imagenet, coco (torchvision's, from the hub cache) or a file")
-    detect.add_argument("--num-classes", type=int, default=91)
+    _add_model_options(detect)
     detect.add_argument("--out", type=Path, help="write the JSON here instead of printing it")
     detect.set_defaults(func=_cmd_detect)
+    _add_inspect_command(commands)
+    _add_train_commands(commands)
+    _add_project_commands(commands)
     return parser
 
 

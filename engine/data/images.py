@@ -90,7 +90,11 @@ def image_size(path: str | os.PathLike) -> tuple[int, int, int]:
             with Image.open(path) as opened:
                 width, height = opened.size
                 Image._decompression_bomb_check(opened.size)
-                orientation = opened.getexif().get(_EXIF_ORIENTATION_TAG, 1)
+                if opened.format == "PNG":
+                    # Pillow finds a PNG's EXIF only by decoding every pixel; walk the chunks.
+                    orientation = _png_orientation(path)
+                else:
+                    orientation = opened.getexif().get(_EXIF_ORIENTATION_TAG, 1)
     except FileNotFoundError as error:
         raise ImageLoadError(f"{path}: file not found") from error
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
@@ -104,6 +108,25 @@ def image_size(path: str | os.PathLike) -> tuple[int, int, int]:
     if orientation in _TRANSPOSING_ORIENTATIONS:
         width, height = height, width
     return width, height, orientation
+
+
+def _png_orientation(path: Path) -> int:
+    """The EXIF orientation in a PNG's eXIf chunk (1 when there is none), reading only the
+    chunk headers: what ``getexif()`` gives after decoding, at the cost of a few seeks."""
+    with open(path, "rb") as stream:
+        stream.seek(8)  # the PNG signature
+        while header := stream.read(8):
+            if len(header) < 8:
+                break
+            length, kind = int.from_bytes(header[:4], "big"), header[4:]
+            if kind == b"eXIf":
+                exif = Image.Exif()
+                exif.load(stream.read(length))
+                return exif.get(_EXIF_ORIENTATION_TAG, 1)
+            if kind == b"IEND":
+                break
+            stream.seek(length + 4, os.SEEK_CUR)  # the data and its CRC
+    return 1
 
 
 def file_hash(path: str | os.PathLike) -> str:

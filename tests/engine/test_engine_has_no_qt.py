@@ -19,7 +19,10 @@ def test_no_engine_module_imports_qt():
 
 def test_importing_the_engine_loads_no_qt():
     code = (
-        "import sys, engine, engine.cli, engine.detector, engine.data.images, engine.data.demo;"
+        "import sys, engine, engine.cli, engine.detector, engine.data.images, engine.data.demo,"
+        " engine.data.project, engine.data.importing, engine.data.exporting,"
+        " engine.data.formats, engine.training, engine.training.worker,"
+        " engine.detector.inspection, engine.detector.overlays;"
         "print(sorted(m for m in sys.modules if m.startswith(('PySide6', 'pyqtgraph'))))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -28,8 +28,8 @@ def run(tmp_path_factory):
     return project, folder / "run", code
 
 
-def test_train_writes_checkpoints_and_metrics(run, capsys):
-    project, out, code = run
+def test_train_writes_checkpoints_and_metrics(run):
+    _, out, code = run
     assert code == 0
     assert (out / "last.pt").is_file() and (out / "best.pt").is_file()
     lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
