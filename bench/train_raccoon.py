@@ -29,12 +29,19 @@ RACCOON = ROOT.parent / "shared" / "data" / "raccoon"
 
 def build_project(folder: Path) -> Path:
     with Project.create(folder) as project:
-        import_annotations(project, RACCOON / "annotations")
+        report = import_annotations(project, RACCOON / "annotations")
+        print(report.summary())
+        for entry in report.entries:
+            print(f"  {entry}")
         by_name = {row.file.name: row.id for row in project.images()}
         for csv_name, split in (("train_labels.csv", "train"), ("test_labels.csv", "val")):
             with open(RACCOON / "data" / csv_name, newline="") as rows:
                 names = {row["filename"] for row in csv.DictReader(rows)}
-            project.set_split([by_name[name] for name in names], split)
+            # A photo the dataset holds twice under two names is one image in the project.
+            merged = sorted(name for name in names if name not in by_name)
+            if merged:
+                print(f"{csv_name}: {len(merged)} duplicate photos merged: {', '.join(merged)}")
+            project.set_split([by_name[name] for name in names if name in by_name], split)
     return folder
 
 

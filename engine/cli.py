@@ -356,6 +356,17 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_split(args: argparse.Namespace) -> int:
+    from .data.project import Project
+
+    ratios = {"train": args.train, "val": args.val, "test": args.test}
+    ratios = {name: value for name, value in ratios.items() if value > 0}
+    with Project.open(args.project) as project:
+        counts = project.assign_splits(ratios, args.seed, only_unassigned=args.only_unassigned)
+    print(", ".join(f"{name} {count}" for name, count in counts.items()))
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .data.demo import write_demo_project
     from .data.project import Project
@@ -390,6 +401,16 @@ def _add_project_commands(commands: argparse._SubParsersAction) -> None:
     info = commands.add_parser("info", help="counts of a project's images, boxes and classes")
     info.add_argument("--project", type=Path, required=True, help="project folder")
     info.set_defaults(func=_cmd_info)
+    split = commands.add_parser(
+        "split", help="assign images to train/val/test at random (seeded), e.g. after import")
+    split.add_argument("--project", type=Path, required=True)
+    split.add_argument("--train", type=float, default=0.8)
+    split.add_argument("--val", type=float, default=0.2)
+    split.add_argument("--test", type=float, default=0.0)
+    split.add_argument("--seed", type=int, default=0)
+    split.add_argument("--only-unassigned", action="store_true",
+                       help="leave images that already have a split alone")
+    split.set_defaults(func=_cmd_split)
     demo = commands.add_parser("demo", help="write the demo project (generated shapes)")
     demo.add_argument("--out", type=Path, required=True, help="new or empty folder")
     demo.add_argument("--count", type=int, default=300, help="number of images (default 300)")

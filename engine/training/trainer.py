@@ -115,7 +115,9 @@ class Trainer:
         control: Control | None = None,
     ) -> None:
         if not train_records:
-            raise TrainingError("data", "the train split has no labeled images (status done)")
+            raise TrainingError(
+                "data", "the train split has no labeled images (status done); give images a "
+                "split first, e.g. frcnn split --project DIR --train 0.8 --val 0.2")
         if not classes:
             raise TrainingError("data", "the project has no categories to learn")
         self._settings_given = settings is not None
