@@ -74,7 +74,7 @@ def test_overfitting_two_images_reaches_ap50_of_one(demo, tmp_path):
         elif event["event"] == "eval":
             evals.append(event)
 
-    trainer = _trainer(records, classes, tmp_path, report, epochs=40, flip_probability=0.0,
+    trainer = _trainer(records, classes, tmp_path, report, epochs=60, flip_probability=0.0,
                        lr_steps=())
     assert trainer.run() == "finished"
     assert sum(losses[-5:]) / 5 < sum(losses[:5]) / 5 / 2
@@ -165,3 +165,17 @@ def test_evaluation_without_detections_scores_zero():
         classes)
     result = coco_evaluate(ground_truth, [], classes)
     assert result.ap == 0.0 and result.per_class == {"cat": 0.0}
+
+
+def test_out_of_memory_names_the_batch_size_and_a_smaller_one(demo, tmp_path):
+    records, classes = demo
+    trainer = _trainer(records, classes, tmp_path, epochs=1, batch_size=4)
+
+    def exhausted(*_args, **_kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    trainer.network = exhausted
+    with pytest.raises(TrainingError) as error:
+        trainer.run()
+    assert error.value.kind == "oom"
+    assert "batch size 4" in str(error.value) and "--batch-size 2" in str(error.value)
