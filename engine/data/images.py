@@ -3,7 +3,8 @@
 What a viewer shows is what we use: EXIF orientation is applied, so box coordinates refer to
 the displayed image. Palette, grayscale, alpha, CMYK and 16-bit images become 8-bit RGB.
 Decompression bombs (beyond Pillow's limit, about 179 megapixels) are refused with a clear
-error instead of exhausting memory.
+error instead of exhausting memory. :func:`load_thumbnail` is the same image, small, decoded
+at reduced size where the format allows (JPEG): for lists and quick previews.
 """
 
 from __future__ import annotations
@@ -24,11 +25,36 @@ class ImageLoadError(ValueError):
 
 def load_image(path: str | os.PathLike) -> Image.Image:
     """The image at ``path`` as displayed (EXIF-rotated), in 8-bit RGB."""
-    path = Path(path)
+    return _decode(Path(path))
+
+
+def load_thumbnail(path: str | os.PathLike, max_side: int) -> Image.Image:
+    """The image at ``path`` as :func:`load_image` shows it, at most ``max_side`` pixels on
+    its long side (never enlarged), in 8-bit RGB.
+
+    Fast on large JPEGs: the decoder reduces by 1/2, 1/4 or 1/8 while decoding (to no less
+    than the final size), so a 12-megapixel photo is decoded at about the size asked for; the
+    orientation and a final resize follow. Other formats decode whole, then shrink. Refuses
+    what :func:`load_image` refuses, with the same :class:`ImageLoadError`.
+    """
+    if max_side < 1:
+        raise ValueError(f"a thumbnail needs max_side >= 1, not {max_side}")
+    image = _decode(Path(path), reduce_to=max_side)
+    if max(image.size) > max_side:
+        image.thumbnail((max_side, max_side), Image.Resampling.BICUBIC)
+    return image
+
+
+def _decode(path: Path, *, reduce_to: int | None = None) -> Image.Image:
+    """Open, check, decode, apply the EXIF orientation and convert to RGB: what both loaders
+    share. ``reduce_to``: let a JPEG decoder shrink the image while decoding, keeping its long
+    side at least this many pixels."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as opened:
+                if reduce_to is not None and opened.format == "JPEG":
+                    opened.draft(None, _draft_size(opened.size, reduce_to))
                 opened.load()
                 image = ImageOps.exif_transpose(opened)
     except FileNotFoundError as error:
@@ -40,6 +66,14 @@ def load_image(path: str | os.PathLike) -> Image.Image:
     except (UnidentifiedImageError, OSError, SyntaxError) as error:
         raise ImageLoadError(f"{path}: not a readable image ({error})") from error
     return to_rgb(image)
+
+
+def _draft_size(size: tuple[int, int], max_side: int) -> tuple[int, int]:
+    """The stored ``(width, height)`` scaled so its long side is ``max_side``: the smallest
+    size a JPEG draft may decode to (draft keeps both sides at least this large). Stored, not
+    displayed, orientation: the long side is the same either way."""
+    scale = min(1.0, max_side / max(size))
+    return max(1, round(size[0] * scale)), max(1, round(size[1] * scale))
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
