@@ -592,6 +592,29 @@ class Project:
         return ImageRow(image_id, path, self.file(path), width, height, digest, status, split,
                         problem, box_count)
 
+    def image_categories(self, image_ids: Iterable[int] | None = None
+                         ) -> dict[int, frozenset[int]]:
+        """Image id -> the ids of the categories its boxes have (what a class filter needs).
+
+        Images without boxes are left out. ``image_ids``: only these images; None: all.
+        """
+        query = "SELECT DISTINCT image_id, category_id FROM boxes"
+        if image_ids is None:
+            rows = self._db.execute(query).fetchall()
+        else:
+            ids = list(image_ids)
+            rows = []
+            # SQLite allows 999 parameters per statement in older builds.
+            for start in range(0, len(ids), 900):
+                chunk = ids[start:start + 900]
+                rows += self._db.execute(
+                    f"{query} WHERE image_id IN ({', '.join('?' * len(chunk))})",
+                    chunk).fetchall()
+        found: dict[int, set[int]] = {}
+        for image_id, category_id in rows:
+            found.setdefault(image_id, set()).add(category_id)
+        return {image_id: frozenset(ids) for image_id, ids in found.items()}
+
     def image_count(self) -> int:
         return self._db.execute("SELECT count(*) FROM images").fetchone()[0]
 
