@@ -1,0 +1,1 @@
+"""The labeling view: image list, canvas, class panel, and the editing model under them."""
