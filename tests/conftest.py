@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 # Set before anything imports Qt or torchvision's hub helpers.
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ["FRCNN_OFFLINE"] = "1"
+# The app's settings (QSettings) and data folder (the demo project) go to a throwaway place,
+# never the user's own: Qt reads these once, so they are set before anything imports Qt.
+os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="frcnn-tests-config-")
+os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="frcnn-tests-data-")
 
 import pytest
 import torch

@@ -8,7 +8,8 @@ complete new box list and a description; the window turns that into an undoable 
 hands the result back. Geometry (hit testing, handles, clamping) is in
 :mod:`app.labeling.geometry`, tested without Qt.
 
-Mouse: in *draw* mode (W) a left drag draws a box of the current class; in *select* mode (V,
+Mouse: in *draw* mode (W) a left drag draws a box of the current class (edges snap to pixel
+edges); in *select* mode (V,
 Esc) a left click selects the box under the cursor (the smallest, so nested boxes stay
 reachable), a drag on it moves it, a drag on a handle of the selected box resizes it, and a drag
 on empty space pans. The middle button pans in either mode; the wheel zooms about the cursor.
@@ -384,6 +385,12 @@ class LabelCanvas(QWidget):
     def _image_point(self, event: QMouseEvent | QWheelEvent) -> tuple[float, float]:
         return self.widget_to_image(event.position())
 
+    @staticmethod
+    def _snapped(point: tuple[float, float]) -> tuple[float, float]:
+        """The nearest pixel edge: box edges lie between pixels, and a mouse position is
+        only as precise as a screen pixel, which at most zooms is not an image pixel."""
+        return float(round(point[0])), float(round(point[1]))
+
     def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802 - Qt's name
         self.setFocus(Qt.FocusReason.MouseFocusReason)
         if self._image is None:
@@ -393,7 +400,8 @@ class LabelCanvas(QWidget):
         if button == Qt.MouseButton.MiddleButton:
             self._start_pan(event)
         elif button == Qt.MouseButton.LeftButton and self.mode == DRAW:
-            start = geometry.clamp_rect((*point, *point), self._image.size)[:2]
+            start = geometry.clamp_rect((*self._snapped(point), *self._snapped(point)),
+                                        self._image.size)[:2]
             self._drag = _Drag("draw", start, event.position(), QPointF(self._origin))
         elif button == Qt.MouseButton.LeftButton:
             hit = geometry.hit_test(self._boxes, *point, self._tolerance(), self.selected)
@@ -430,15 +438,16 @@ class LabelCanvas(QWidget):
             self._fitting = False
             self.view_changed.emit()
         elif drag.kind == "draw":
-            drag.rect = geometry.clamp_rect(geometry.normalized(*drag.start, *point),
-                                            self._image.size)
+            drag.rect = geometry.clamp_rect(
+                geometry.normalized(*drag.start, *self._snapped(point)), self._image.size)
         elif drag.kind == "edit":
             original = geometry.rect(self._boxes[drag.index])
             if drag.handle is Handle.MOVE:
-                drag.rect = geometry.moved(original, point[0] - drag.start[0],
-                                           point[1] - drag.start[1], self._image.size)
+                dx, dy = self._snapped((point[0] - drag.start[0], point[1] - drag.start[1]))
+                drag.rect = geometry.moved(original, dx, dy, self._image.size)
             else:
-                drag.rect = geometry.resized(original, drag.handle, *point, self._image.size)
+                drag.rect = geometry.resized(original, drag.handle, *self._snapped(point),
+                                             self._image.size)
         self.update()
 
     def mouseReleaseEvent(self, event: QMouseEvent) -> None:  # noqa: N802 - Qt's name
@@ -446,7 +455,8 @@ class LabelCanvas(QWidget):
         if drag is None or self._image is None:
             return
         if drag.kind == "draw":
-            new = geometry.rect_from_drag(drag.start, self._image_point(event), self._image.size)
+            new = geometry.rect_from_drag(drag.start, self._snapped(self._image_point(event)),
+                                          self._image.size)
             if new is not None:
                 self._finish_draw(new)
         elif drag.kind == "edit" and drag.rect != geometry.rect(self._boxes[drag.index]):

@@ -1,46 +1,181 @@
-"""The window ``frcnn-workbench`` opens: a project's images with their boxes (the demo project
-when no project is given)."""
+"""The window ``frcnn-workbench`` opens: projects, menus and their dialogs, the class panel,
+settings that persist, and what a missing image looks like."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, QTimer
-from PySide6.QtWidgets import QApplication
+from pathlib import Path
+
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication, QDialogButtonBox, QInputDialog, QMessageBox
 
 import app.main as app_main
-from app.main import MainWindow, main, open_project
+from app.main import main
+from app.main_window import MainWindow
+from app.project_dialogs import ImportDialog, ReportDialog, SplitDialog
+from engine.data.annotations import AnnotationSet, BoxRecord, Category, ImageRecord
 from engine.data.demo import CLASSES, demo_images, write_demo_project
+from engine.data.formats import write_annotations
 from engine.data.project import Project
 
-
-def test_window_lists_the_project_images_and_shows_the_selected_one(qtbot, tmp_path):
-    folder = write_demo_project(tmp_path / "demo", count=5)
-    with Project.open(folder) as project:
-        window = MainWindow(project)
-        qtbot.addWidget(window)
-        window.show()
-        images = project.images()
-        assert window.image_list.count() == 5
-        assert window.image_list.item(0).text() == f"demo_000.png  ({images[0].box_count})"
-        assert window.canvas.pixmap().width() == 320
-        qtbot.keyClick(window.image_list, Qt.Key.Key_Down)
-        assert window.image_list.currentRow() == 1
-        assert (f"demo_001.png: 320x240, {images[1].box_count} boxes"
-                == window.statusBar().currentMessage())
+from .conftest import wait_for_full_image
 
 
-def test_a_missing_image_is_listed_and_explained_not_a_crash(qtbot, tmp_path):
+def test_window_shows_the_project_images_classes_and_status_bar(window):
+    view = window.labeling
+    images = window.project.images()
+    assert view.image_list.model.rowCount() == 4
+    assert view.editor.image_id == images[0].id
+    assert len(view.canvas.boxes) == images[0].box_count
+    assert view.canvas.image_size == (320, 240)
+    assert view.size_label.text() == "320 × 240 px"
+    assert view.count_label.text() == f"{images[0].box_count} boxes"
+    assert view.zoom_label.text().endswith("%")
+    assert [view.class_panel.list.item(i).text().split("  ")[1]
+            for i in range(view.class_panel.list.count())] == list(CLASSES)
+    assert window.windowTitle().startswith("demo — ")
+
+
+def test_a_missing_image_is_listed_and_explained_and_its_boxes_kept(qtbot, tmp_path, settings):
     folder = write_demo_project(tmp_path / "demo", count=2)
     (folder / "images" / "demo_000.png").unlink()
-    with Project.open(folder) as project:
-        project.check_missing()
-        window = MainWindow(project)
-        qtbot.addWidget(window)
-        assert window.image_list.item(0).text().endswith("[missing]")
-        assert "file not found" in window.canvas.text()
-        assert "cannot be shown" in window.statusBar().currentMessage()
+    window = MainWindow(folder, settings=settings)
+    qtbot.addWidget(window)
+    view = window.labeling
+    row = window.project.images()[0]
+    assert row.problem == "missing"
+    assert "file not found" in view.canvas._message and f"its {row.box_count} boxes" in \
+        view.canvas._message
+    assert len(view.editor.boxes) == row.box_count
+    window.close()
 
 
-def test_without_a_project_the_demo_project_is_written_once_then_reused(tmp_path, monkeypatch):
+def test_class_panel_add_rename_merge_delete_with_undo(qtbot, window, monkeypatch):
+    view = window.labeling
+    panel = view.class_panel
+    monkeypatch.setattr(QInputDialog, "getText", lambda *a, **k: ("dog", True))
+    panel.buttons["add"].click()
+    assert window.project.category_by_name("dog") is not None
+    assert panel.current_category() == window.project.category_by_name("dog").id
+    monkeypatch.setattr(QInputDialog, "getText", lambda *a, **k: ("puppy", True))
+    panel.buttons["rename"].click()
+    assert window.project.category_by_name("puppy") is not None
+
+    square = window.project.category_by_name("square")
+    squares = view.editor.box_counts().get(square.id, 0)
+    panel.set_current_category(square.id)
+    asked = []
+    monkeypatch.setattr(QMessageBox, "question",
+                        lambda _parent, _title, text, *a: asked.append(text)
+                        or QMessageBox.StandardButton.Yes)
+    panel.buttons["delete"].click()
+    assert f"its {squares} boxes" in asked[0]
+    assert window.project.category_by_name("square") is None
+    view.undo()
+    assert window.project.category(square.id) == square
+    assert view.editor.box_counts()[square.id] == squares
+
+    monkeypatch.setattr(QInputDialog, "getItem", lambda *a, **k: ("circle", True))
+    panel.set_current_category(square.id)
+    panel.buttons["merge"].click()
+    circle = window.project.category_by_name("circle")
+    assert window.project.category_by_name("square") is None
+    assert f"circle  ({view.editor.box_counts()[circle.id]})" in \
+        panel.list.item(0).text()
+
+
+def _drive_modal(qtbot, dialog_type, fill) -> list:
+    """When a modal ``dialog_type`` opens, ``fill`` it and press OK (as a user would)."""
+    seen = []
+
+    def look() -> None:
+        dialog = QApplication.activeModalWidget()
+        if not isinstance(dialog, dialog_type):
+            QTimer.singleShot(20, look)
+            return
+        seen.append(dialog)
+        fill(dialog)
+        dialog.buttons.button(QDialogButtonBox.StandardButton.Ok).click()
+
+    QTimer.singleShot(0, look)
+    return seen
+
+
+def test_import_through_the_dialog_adds_images_and_shows_the_report(qtbot, window, tmp_path):
+    # A small COCO file with one good image and one whose file is missing.
+    source = tmp_path / "coco"
+    item = demo_images(count=1, seed=7)[0]
+    (source / "images").mkdir(parents=True)
+    item.image.save(source / "images" / "new.png")
+    annotations = AnnotationSet(
+        categories=[Category(1, "circle"), Category(2, "hexagon")],
+        images=[ImageRecord(source / "images" / "new.png", 320, 240,
+                            [BoxRecord(10, 10, 50, 50, 2)]),
+                ImageRecord(source / "images" / "gone.png", 320, 240,
+                            [BoxRecord(5, 5, 25, 25, 1)])],
+        root=source)
+    written = write_annotations(annotations, "coco", source / "annotations.json")
+    seen = _drive_modal(qtbot, ImportDialog,
+                        lambda dialog: dialog.source.setText(str(written[0])))
+    window.ask_import()
+    qtbot.waitUntil(lambda: isinstance(getattr(window, "last_report", None), ReportDialog),
+                    timeout=10000)
+    assert seen
+    report = window.last_report
+    assert "2 images added" in report.summary.text()
+    assert report.table.rowCount() >= 1
+    assert any("gone.png" in report.table.item(r, 1).text() + report.table.item(r, 3).text()
+               for r in range(report.table.rowCount()))
+    assert window.labeling.image_list.model.rowCount() == 6
+    assert window.project.category_by_name("hexagon") is not None
+    assert window.labeling.class_panel.list.count() == 5
+
+
+def test_assign_splits_through_the_dialog_and_undo(qtbot, window):
+    before = {image.id: image.split for image in window.project.images()}
+
+    def fill(dialog: SplitDialog) -> None:
+        dialog.ratios["train"].setValue(0.5)
+        dialog.ratios["val"].setValue(0.0)
+        dialog.ratios["test"].setValue(0.5)
+
+    _drive_modal(qtbot, SplitDialog, fill)
+    window.ask_splits()
+    splits = [image.split for image in window.project.images()]
+    assert sorted(splits) == ["test", "test", "train", "train"]
+    window.labeling.undo()
+    assert {image.id: image.split for image in window.project.images()} == before
+
+
+def test_recent_projects_and_layout_persist_between_runs(qtbot, tmp_path, settings):
+    first = write_demo_project(tmp_path / "first", count=2)
+    second = write_demo_project(tmp_path / "second", count=2)
+    window = MainWindow(first, settings=settings)
+    qtbot.addWidget(window)
+    window.open_project(second)
+    wait_for_full_image(qtbot, window)
+    window.labeling.splitter.setSizes([200, 700, 300])
+    sizes = window.labeling.splitter.sizes()
+    window.close()
+    again = MainWindow(None, settings=settings)
+    qtbot.addWidget(again)
+    assert again.recent_projects() == [str(second), str(first)]
+    assert [action.text() for action in again.recent_menu.actions()] == \
+        [str(second), str(first)]
+    assert again.labeling.splitter.sizes() == sizes
+    again.close()
+
+
+def test_opening_a_folder_that_is_not_a_project_says_so(qtbot, window, tmp_path, monkeypatch):
+    warnings = []
+    monkeypatch.setattr(QMessageBox, "warning",
+                        lambda _parent, _title, text: warnings.append(text))
+    assert window.open_project(tmp_path / "nothing") is False
+    assert "not a project folder" in warnings[0]
+    assert window.project is not None  # the open project stays open
+
+
+def test_without_a_project_the_demo_project_is_written_once_then_reused(qapp, tmp_path,
+                                                                          monkeypatch):
     demo = tmp_path / "user-data" / "demo"
     written = []
 
@@ -50,17 +185,17 @@ def test_without_a_project_the_demo_project_is_written_once_then_reused(tmp_path
 
     monkeypatch.setattr(app_main, "demo_project_folder", lambda: demo)
     monkeypatch.setattr(app_main, "write_demo_project", small_demo)
-    with open_project(None) as project:
-        assert project.folder == demo and len(project.images()) == 3
-    with open_project(None) as project:
-        assert len(project.images()) == 3
+    assert app_main.ensure_demo_project() == demo
+    assert app_main.ensure_demo_project() == demo
     assert written == [demo]
+    with Project.open(demo) as project:
+        assert len(project.images()) == 3
 
 
 def test_the_demo_folder_is_in_the_per_user_data_folder(qapp):
     folder = app_main.demo_project_folder()
     assert folder.name == "demo"
-    assert app_main.APPLICATION_NAME in str(folder)
+    assert "frcnn-workbench" in str(folder)
 
 
 def test_main_opens_the_project_it_is_given(qapp, tmp_path):
@@ -69,7 +204,8 @@ def test_main_opens_the_project_it_is_given(qapp, tmp_path):
 
     def look_then_quit():
         windows = [w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow)]
-        seen.extend((w.project.folder, w.image_list.count()) for w in windows)
+        seen.extend((Path(w.project.folder), w.labeling.image_list.model.rowCount())
+                    for w in windows)
         for window in windows:
             window.close()
         QApplication.quit()

@@ -1,0 +1,263 @@
+"""Dialogs of the Project and File menus: import and export annotations, assign splits, and
+the report every import and export ends with.
+
+The dialogs only gather choices; the window runs the engine calls (``import_annotations``,
+``export_annotations``) off the GUI thread and shows a :class:`ReportDialog` with what was
+done and, item by item, what was left out and why.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from engine.data.annotations import ReportEntry
+from engine.data.formats import FORMATS, IMAGE_MODES
+
+FORMAT_NAMES = {"auto": "Detect automatically", "coco": "COCO JSON", "voc": "Pascal VOC XML",
+                "yolo": "YOLO (Ultralytics layout)", "labelme": "labelme JSON"}
+SPLIT_CHOICES = (("All images", None), ("Train", "train"), ("Val", "val"), ("Test", "test"),
+                 ("Images without a split", "none"))
+
+
+def _path_row(line: QLineEdit, *buttons: QPushButton) -> QWidget:
+    row = QWidget()
+    layout = QHBoxLayout(row)
+    layout.setContentsMargins(0, 0, 0, 0)
+    layout.addWidget(line, 1)
+    for button in buttons:
+        layout.addWidget(button)
+    return row
+
+
+def _ok_cancel(dialog: QDialog, ok_text: str) -> QDialogButtonBox:
+    buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
+                               | QDialogButtonBox.StandardButton.Cancel)
+    buttons.button(QDialogButtonBox.StandardButton.Ok).setText(ok_text)
+    buttons.accepted.connect(dialog.accept)
+    buttons.rejected.connect(dialog.reject)
+    return buttons
+
+
+@dataclass(frozen=True)
+class ImportChoice:
+    source: Path
+    format: str  # one of FORMATS or "auto"
+
+
+class ImportDialog(QDialog):
+    """Where the annotations are (a file or a folder) and in which format."""
+
+    def __init__(self, parent: QWidget | None = None, start: Path | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Import annotations")
+        self._start = start or Path.home()
+        self.source = QLineEdit()
+        self.source.setPlaceholderText("a COCO .json file, a VOC/YOLO/labelme folder, …")
+        file_button = QPushButton("File…")
+        folder_button = QPushButton("Folder…")
+        file_button.clicked.connect(self._pick_file)
+        folder_button.clicked.connect(self._pick_folder)
+        self.format = QComboBox()
+        for key in ("auto", *FORMATS):
+            self.format.addItem(FORMAT_NAMES[key], key)
+        note = QLabel("Images are referenced where they are, not copied. Boxes are added to "
+                      "images already in the project; nothing is removed. The import is one "
+                      "step: if it fails, the project stays as it was.")
+        note.setWordWrap(True)
+        form = QFormLayout()
+        form.addRow("Annotations:", _path_row(self.source, file_button, folder_button))
+        form.addRow("Format:", self.format)
+        self.buttons = _ok_cancel(self, "Import")
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(note)
+        layout.addWidget(self.buttons)
+        self.source.textChanged.connect(self._update)
+        self._update()
+        self.resize(620, self.sizeHint().height())
+
+    def _pick_file(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Annotation file", str(self._start),
+                                              "Annotations (*.json *.xml *.txt *.yaml);;"
+                                              "All files (*)")
+        if path:
+            self.source.setText(path)
+
+    def _pick_folder(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Annotation folder", str(self._start))
+        if path:
+            self.source.setText(path)
+
+    def _update(self) -> None:
+        self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(
+            bool(self.source.text().strip()))
+
+    def choice(self) -> ImportChoice:
+        return ImportChoice(Path(self.source.text().strip()), self.format.currentData())
+
+
+@dataclass(frozen=True)
+class ExportChoice:
+    format: str
+    out: Path
+    split: str | None
+    images: str  # one of IMAGE_MODES (VOC and YOLO only)
+
+
+class ExportDialog(QDialog):
+    """Format, split, output and (VOC, YOLO) what to do with the image files."""
+
+    def __init__(self, parent: QWidget | None = None, start: Path | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Export annotations")
+        self._start = start or Path.home()
+        self.format = QComboBox()
+        for key in FORMATS:
+            self.format.addItem(FORMAT_NAMES[key], key)
+        self.split = QComboBox()
+        for text, value in SPLIT_CHOICES:
+            self.split.addItem(text, value)
+        self.images = QComboBox()
+        for key, text in zip(IMAGE_MODES, ("Copy the images into the export",
+                                           "Hard-link the images (no extra space)",
+                                           "Labels only")):
+            self.images.addItem(text, key)
+        self.out = QLineEdit()
+        browse = QPushButton("Browse…")
+        browse.clicked.connect(self._pick_out)
+        form = QFormLayout()
+        form.addRow("Format:", self.format)
+        form.addRow("Images:", self.split)
+        form.addRow("Image files:", self.images)
+        form.addRow("Write to:", _path_row(self.out, browse))
+        self.buttons = _ok_cancel(self, "Export")
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.buttons)
+        self.format.currentIndexChanged.connect(self._update)
+        self.out.textChanged.connect(self._update)
+        self._update()
+        self.resize(620, self.sizeHint().height())
+
+    def _pick_out(self) -> None:
+        if self.format.currentData() == "coco":
+            path, _ = QFileDialog.getSaveFileName(self, "COCO file", str(self._start /
+                                                                         "annotations.json"),
+                                                  "COCO JSON (*.json)")
+        else:
+            path = QFileDialog.getExistingDirectory(self, "Export folder", str(self._start))
+        if path:
+            self.out.setText(path)
+
+    def _update(self) -> None:
+        self.images.setEnabled(self.format.currentData() in ("voc", "yolo"))
+        self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(
+            bool(self.out.text().strip()))
+
+    def choice(self) -> ExportChoice:
+        return ExportChoice(self.format.currentData(), Path(self.out.text().strip()),
+                            self.split.currentData(), self.images.currentData())
+
+
+@dataclass(frozen=True)
+class SplitChoice:
+    ratios: dict[str, float]
+    seed: int
+    only_unassigned: bool
+
+
+class SplitDialog(QDialog):
+    """Train / val / test proportions, the seed, and whether to keep existing splits."""
+
+    def __init__(self, parent: QWidget | None = None, images: int = 0) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Assign splits")
+        self.ratios: dict[str, QDoubleSpinBox] = {}
+        form = QFormLayout()
+        for name, default in (("train", 0.8), ("val", 0.2), ("test", 0.0)):
+            box = QDoubleSpinBox(decimals=2, minimum=0.0, maximum=1.0, singleStep=0.05,
+                                 value=default)
+            self.ratios[name] = box
+            form.addRow(f"{name.capitalize()}:", box)
+        self.seed = QSpinBox(minimum=0, maximum=2**31 - 1, value=0)
+        self.seed.setToolTip("The same seed gives the same split of the same images")
+        form.addRow("Seed:", self.seed)
+        self.only_unassigned = QCheckBox("Only images without a split")
+        form.addRow("", self.only_unassigned)
+        note = QLabel(f"The {images} images are shuffled (seeded) and cut in these "
+                      f"proportions. Edit > Undo restores the previous splits.")
+        note.setWordWrap(True)
+        self.buttons = _ok_cancel(self, "Assign")
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(note)
+        layout.addWidget(self.buttons)
+        for box in self.ratios.values():
+            box.valueChanged.connect(self._update)
+
+    def _update(self) -> None:
+        self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(
+            sum(box.value() for box in self.ratios.values()) > 0)
+
+    def choice(self) -> SplitChoice:
+        ratios = {name: box.value() for name, box in self.ratios.items() if box.value() > 0}
+        return SplitChoice(ratios, self.seed.value(), self.only_unassigned.isChecked())
+
+
+class ReportDialog(QDialog):
+    """A summary line and, one per row, every item that was not taken as it was."""
+
+    def __init__(self, title: str, summary: str, entries: list[ReportEntry],
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle(title)
+        self.summary = QLabel(summary)
+        self.summary.setWordWrap(True)
+        self.summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.table = QTableWidget(len(entries), 4)
+        self.table.setHorizontalHeaderLabels(["What happened", "Item", "Why", "File"])
+        for row, entry in enumerate(entries):
+            for column, text in enumerate((entry.action, entry.item, entry.reason,
+                                           entry.file)):
+                item = QTableWidgetItem(text)
+                item.setToolTip(text)
+                self.table.setItem(row, column, item)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
+        self.table.resizeColumnsToContents()
+        self.table.setVisible(bool(entries))
+        self._text = "\n".join([summary, *map(str, entries)])
+        copy = QPushButton("Copy report")
+        copy.clicked.connect(lambda: QGuiApplication.clipboard().setText(self._text))
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        buttons.addButton(copy, QDialogButtonBox.ButtonRole.ActionRole)
+        buttons.rejected.connect(self.reject)
+        buttons.accepted.connect(self.accept)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.summary)
+        layout.addWidget(self.table, 1)
+        layout.addWidget(buttons)
+        self.resize(900, 480 if entries else 160)
