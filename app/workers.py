@@ -52,25 +52,29 @@ class Task:
     def progress(self, fraction: float, text: str = "") -> None:
         """From inside the task: report ``fraction`` in [0, 1] done; delivered on the GUI thread."""
         if self._runner is not None and not self.cancelled:
-            self._runner._progress.emit(self, float(fraction), text)
+            self._runner._report_progress(self, float(fraction), text)
 
 
 class TaskRunner(QObject):
     """One worker thread running submitted tasks in order; see the module docstring."""
 
-    # Cross-thread signals: emitted on the worker, delivered (queued) on the owner's thread.
-    _done = Signal(object, object)
-    _failed = Signal(object, object, str)
-    _progress = Signal(object, float, str)
+    # Cross-thread signals carry only task ids: the Python objects (results, errors) wait in
+    # ``_outbox`` under a lock. Passing Python objects through queued signals from a
+    # non-Qt thread has corrupted reference counts in PySide6 (None deallocated), so never.
+    _finished = Signal(int)
+    _progressed = Signal(int)
     busy_changed = Signal(bool)
 
     def __init__(self, parent: QObject | None = None, name: str = "worker") -> None:
         super().__init__(parent)
         self._queue: queue.Queue[Task | None] = queue.Queue()
         self._pending = 0
-        self._done.connect(self._deliver_done)
-        self._failed.connect(self._deliver_error)
-        self._progress.connect(self._deliver_progress)
+        self._lock = threading.Lock()
+        self._tasks: dict[int, Task] = {}
+        self._outbox: dict[int, tuple[str, Any, str]] = {}
+        self._progress_box: dict[int, tuple[float, str]] = {}
+        self._finished.connect(self._deliver)
+        self._progressed.connect(self._deliver_progress)
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
         self._thread.start()
         self.destroyed.connect(lambda *_: self._stop_thread())
@@ -85,6 +89,7 @@ class TaskRunner(QObject):
                on_progress: Callable[[float, str], None] | None = None,
                **kwargs: Any) -> Task:
         task = Task(function, args, kwargs, on_done, on_error, on_progress, _runner=self)
+        self._tasks[task.id] = task
         self._pending += 1
         if self._pending == 1:
             self.busy_changed.emit(True)
@@ -93,10 +98,8 @@ class TaskRunner(QObject):
 
     def cancel_all(self) -> None:
         """Cancel every task not yet finished (queued ones are then skipped)."""
-        with self._queue.mutex:
-            for task in self._queue.queue:
-                if task is not None:
-                    task.cancel()
+        for task in list(self._tasks.values()):
+            task.cancel()
 
     def shutdown(self, timeout: float | None = 30.0) -> None:
         """Cancel what is queued, wait for the running task to end, stop the thread."""
@@ -108,46 +111,56 @@ class TaskRunner(QObject):
             self._queue.put(None)
             self._thread.join(timeout)
 
+    def _report_progress(self, task: Task, fraction: float, text: str) -> None:
+        with self._lock:
+            self._progress_box[task.id] = (fraction, text)
+        self._progressed.emit(task.id)
+
     def _loop(self) -> None:
         while True:
             task = self._queue.get()
             if task is None:
                 return
+            outcome: tuple[str, Any, str]
             if task.cancelled:
-                self._done.emit(task, None)
-                continue
-            kwargs = dict(task.kwargs)
-            if _takes_task(task.function):
-                kwargs["task"] = task
-            try:
-                result = task.function(*task.args, **kwargs)
-            except BaseException as error:  # reported to the GUI, never lost
-                self._failed.emit(task, error, traceback.format_exc())
+                outcome = ("cancelled", None, "")
             else:
-                self._done.emit(task, result)
+                kwargs = dict(task.kwargs)
+                if _takes_task(task.function):
+                    kwargs["task"] = task
+                try:
+                    outcome = ("done", task.function(*task.args, **kwargs), "")
+                except BaseException as error:  # reported to the GUI, never lost
+                    outcome = ("error", error, traceback.format_exc())
+            with self._lock:
+                self._outbox[task.id] = outcome
+            self._finished.emit(task.id)
 
-    def _finish(self, task: Task) -> None:
+    def _deliver(self, task_id: int) -> None:
+        with self._lock:
+            kind, value, details = self._outbox.pop(task_id)
+            self._progress_box.pop(task_id, None)
+        task = self._tasks.pop(task_id)
         self._pending -= 1
         if self._pending == 0:
             self.busy_changed.emit(False)
-
-    def _deliver_done(self, task: Task, result: Any) -> None:
-        self._finish(task)
-        if not task.cancelled and task.on_done is not None:
-            task.on_done(result)
-
-    def _deliver_error(self, task: Task, error: BaseException, details: str) -> None:
-        self._finish(task)
-        if task.cancelled:
+        if task.cancelled or kind == "cancelled":
             return
-        if task.on_error is not None:
-            task.on_error(error, details)
+        if kind == "done":
+            if task.on_done is not None:
+                task.on_done(value)
+        elif task.on_error is not None:
+            task.on_error(value, details)
         else:
-            raise error
+            raise value
 
-    def _deliver_progress(self, task: Task, fraction: float, text: str) -> None:
-        if not task.cancelled and task.on_progress is not None:
-            task.on_progress(fraction, text)
+    def _deliver_progress(self, task_id: int) -> None:
+        with self._lock:
+            progress = self._progress_box.pop(task_id, None)
+        task = self._tasks.get(task_id)
+        if progress is not None and task is not None and not task.cancelled \
+                and task.on_progress is not None:
+            task.on_progress(*progress)
 
 
 def _takes_task(function: Callable[..., Any]) -> bool:
