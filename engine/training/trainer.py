@@ -123,6 +123,9 @@ class Trainer:
         self._settings_given = settings is not None
         self.settings = settings or TrainSettings()
         self.classes = list(classes)
+        # Kept in every checkpoint, for model cards: what the model was trained and tested on.
+        self.data_counts = {"train": _split_counts(train_records, self.classes),
+                            "val": _split_counts(val_records, self.classes)}
         self.out_dir = Path(out_dir)
         self.report = report or (lambda event: None)
         self.control = control or Control()
@@ -363,7 +366,8 @@ class Trainer:
             improved = False
         last = save_detector(self.out_dir / "last.pt", self.model, self.classes,
                              extra={"training": self._checkpoint_state(),
-                                    "metrics": result.to_dict() if result else None})
+                                    "metrics": result.to_dict() if result else None,
+                                    "data": self.data_counts})
         self._emit({"event": "checkpoint", "kind": "last", "path": str(last),
                     "step": self.position.step})
         if improved:
@@ -386,6 +390,18 @@ class Trainer:
     def _emit(self, event: dict) -> None:
         if self.rank == 0:
             self.report({"time": round(time.time(), 3), **event})
+
+
+def _split_counts(records: Sequence[TrainingRecord], classes: Sequence[ClassInfo]) -> dict:
+    """Images and boxes of one split, and boxes per class name."""
+    names = {c.category_id: c.name for c in classes}
+    per_class = dict.fromkeys(names.values(), 0)
+    for record in records:
+        for category_id in record.category_ids:
+            if category_id in names:
+                per_class[names[category_id]] += 1
+    return {"images": len(records), "boxes": sum(len(r.boxes) for r in records),
+            "boxes_per_class": per_class}
 
 
 class _Throughput:
