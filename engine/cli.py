@@ -418,6 +418,36 @@ def _add_project_commands(commands: argparse._SubParsersAction) -> None:
     demo.set_defaults(func=_cmd_demo)
 
 
+def _cmd_export_model(args: argparse.Namespace) -> int:
+    from .export import export_model
+
+    # Detections that differ from the checkpoint's raise ExportError (exit 2), files unwritten.
+    export_model(args.checkpoint, args.format, args.out, images=args.image,
+                 verify=not args.no_verify, report=print)
+    return 0
+
+
+def _add_export_command(commands: argparse._SubParsersAction) -> None:
+    from .export import FORMATS
+
+    export = commands.add_parser(
+        "export-model", help="export a checkpoint for torchvision, TorchScript or ONNX, with a "
+                             "model card (JSON) beside it")
+    export.add_argument("--checkpoint", type=Path, required=True,
+                        help="a checkpoint written by training")
+    export.add_argument("--format", choices=FORMATS, required=True,
+                        help="torchvision: a state dict for torchvision's Faster R-CNN; "
+                             "torchscript and onnx: one image in, boxes/labels/scores out")
+    export.add_argument("--out", type=Path, required=True,
+                        help="the file to write; the card goes beside it as NAME.card.json")
+    export.add_argument("--image", type=Path, action="append",
+                        help="compare the export with the checkpoint on this image "
+                             "(repeatable; default: a generated picture)")
+    export.add_argument("--no-verify", action="store_true",
+                        help="skip running the export to compare its detections")
+    export.set_defaults(func=_cmd_export_model)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="frcnn", description=engine_doc)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -432,6 +462,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_inspect_command(commands)
     _add_train_commands(commands)
     _add_project_commands(commands)
+    _add_export_command(commands)
     return parser
 
 
