@@ -151,15 +151,14 @@ class MainWindow(QMainWindow):
                 toolbar.addSeparator()
             else:
                 toolbar.addAction(actions[key])
-        # Short toolbar labels; the menus keep the long ones.
+        # Short toolbar labels (a tool button shows the icon text); the menus keep the long
+        # ones, which for undo and redo name the edit.
         for key, text in (("select", "Select"), ("draw", "Draw"), ("undo", "Undo"),
                           ("redo", "Redo"), ("previous", "◀ Prev"), ("next", "Next ▶"),
                           ("next_unlabeled", "Next unlabeled"), ("done", "Done ✓"),
                           ("skipped", "Skip"), ("zoom_in", "+"), ("zoom_out", "−"),
                           ("fit", "Fit"), ("actual", "1:1")):
-            button = toolbar.widgetForAction(actions[key])
-            if button is not None:
-                button.setText(text)
+            actions[key].setIconText(text)
         self.addToolBar(toolbar)
         self.toolbar = toolbar
 

@@ -238,16 +238,19 @@ class ReportDialog(QDialog):
         self.summary.setWordWrap(True)
         self.summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.table = QTableWidget(len(entries), 4)
-        self.table.setHorizontalHeaderLabels(["What happened", "Item", "Why", "File"])
+        self.table.setHorizontalHeaderLabels(["Item", "What happened", "Why", "Read from"])
         for row, entry in enumerate(entries):
-            for column, text in enumerate((entry.action, entry.item, entry.reason,
+            for column, text in enumerate((entry.item, entry.action, entry.reason,
                                            entry.file)):
                 item = QTableWidgetItem(text)
                 item.setToolTip(text)
                 self.table.setItem(row, column, item)
+        self.table.setWordWrap(True)
+        self.table.resizeColumnsToContents()
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
-        self.table.resizeColumnsToContents()
+        header.setMaximumSectionSize(420)
+        self.table.resizeRowsToContents()
         self.table.setVisible(bool(entries))
         self._text = "\n".join([summary, *map(str, entries)])
         copy = QPushButton("Copy report")

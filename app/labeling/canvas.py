@@ -170,6 +170,10 @@ class LabelCanvas(QWidget):
         self._drag = None
         if mode != self.mode:
             self.mode = mode
+            if mode == DRAW:
+                # Keys 1-9 then pick the class for the next box instead of changing the box
+                # that happened to be selected.
+                self._set_selected(None)
             self.mode_changed.emit(mode)
         self._update_cursor_shape()
         self.update()

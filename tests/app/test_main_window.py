@@ -123,7 +123,7 @@ def test_import_through_the_dialog_adds_images_and_shows_the_report(qtbot, windo
     report = window.last_report
     assert "2 images added" in report.summary.text()
     assert report.table.rowCount() >= 1
-    assert any("gone.png" in report.table.item(r, 1).text() + report.table.item(r, 3).text()
+    assert any("gone.png" in report.table.item(r, 0).text() + report.table.item(r, 2).text()
                for r in range(report.table.rowCount()))
     assert window.labeling.image_list.model.rowCount() == 6
     assert window.project.category_by_name("hexagon") is not None
