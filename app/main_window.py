@@ -288,7 +288,7 @@ class MainWindow(QMainWindow):
 
     def _exported(self, out: Path, result) -> None:
         written, entries = result
-        summary = f"Wrote {len(written)} files to {out}."
+        summary = f"Wrote {len(written)} file{'s' if len(written) != 1 else ''} to {out}."
         self.statusBar().showMessage(summary, 10000)
         self.last_report = ReportDialog("Export report", summary, entries, self)
         self.last_report.show()

@@ -228,3 +228,23 @@ def test_demo_images_are_the_same_on_every_machine():
         assert set(item.labels) <= set(CLASSES)
         for x0, y0, x1, y1 in item.boxes:
             assert 0 <= x0 < x1 <= item.image.width and 0 <= y0 < y1 <= item.image.height
+
+
+def test_export_through_the_dialog_writes_coco_that_reads_back(qtbot, window, tmp_path):
+    from app.project_dialogs import ExportDialog
+    from engine.data.formats import read_annotations
+
+    out = tmp_path / "export" / "annotations.json"
+
+    def fill(dialog: ExportDialog) -> None:
+        dialog.format.setCurrentIndex(dialog.format.findData("coco"))
+        dialog.out.setText(str(out))
+
+    _drive_modal(qtbot, ExportDialog, fill)
+    window.ask_export()
+    qtbot.waitUntil(lambda: isinstance(getattr(window, "last_report", None), ReportDialog),
+                    timeout=10000)
+    assert "Wrote 1 file to" in window.last_report.summary.text()
+    back = read_annotations(out)
+    assert back.box_count == sum(image.box_count for image in window.project.images())
+    assert [c.name for c in back.categories] == list(CLASSES)
