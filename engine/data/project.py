@@ -40,7 +40,7 @@ from .schema import ProjectError, ProjectVersionError, migrate
 
 __all__ = [
     "NO_SPLIT", "PROJECT_FILE", "AddImagesResult", "BoxRow", "CategoryCount", "CategoryRow",
-    "ImageMeasurement", "ImageRow", "Project", "ProjectError", "ProjectInfo",
+    "ImageMeasurement", "ImageRow", "PredictionRow", "Project", "ProjectError", "ProjectInfo",
     "ProjectVersionError", "TrainingRecord", "measure_image", "split_assignment",
 ]
 
@@ -110,6 +110,27 @@ class BoxRow:
         return BoxRecord(self.x0, self.y0, self.x1, self.y1, self.category_id,
                          difficult=self.difficult, truncated=self.truncated,
                          source=self.source, score=self.score)
+
+
+@dataclass(frozen=True)
+class PredictionRow:
+    """A model's suggested box waiting for the user's decision (see ``predictions`` in
+    :mod:`engine.data.schema`); ``model`` names the checkpoint that made it."""
+
+    id: int
+    image_id: int
+    category_id: int
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+    score: float
+    model: str
+
+    def to_record(self) -> BoxRecord:
+        """As the box it becomes when accepted (source "predicted", with its score)."""
+        return BoxRecord(self.x0, self.y0, self.x1, self.y1, self.category_id,
+                         source="predicted", score=self.score)
 
 
 @dataclass(frozen=True)
@@ -527,6 +548,8 @@ class Project:
             self.category(into_id)
             moved = db.execute("UPDATE boxes SET category_id = ? WHERE category_id = ?",
                                (into_id, source_id)).rowcount
+            db.execute("UPDATE predictions SET category_id = ? WHERE category_id = ?",
+                       (into_id, source_id))
             db.execute("DELETE FROM categories WHERE id = ?", (source_id,))
             return moved
 
@@ -727,9 +750,12 @@ class Project:
         return [box_from_row(row) for row in rows]
 
     def set_boxes(self, image_id: int, boxes: Iterable[BoxRecord], *,
-                  status: str | None = None) -> list[BoxRow]:
-        """Replace all boxes of an image (and optionally its status) in one transaction:
-        what the labeling GUI's save does. Returns the stored boxes."""
+                  status: str | None = None,
+                  predictions: Iterable[BoxRecord] | None = None,
+                  model: str = "") -> list[BoxRow]:
+        """Replace all boxes of an image (and optionally its status, and its pending
+        ``predictions`` made by ``model``) in one transaction: what the labeling GUI's save
+        does. Returns the stored boxes."""
         boxes = list(boxes)
         for box in boxes:
             problem = box_problem(box)
@@ -737,17 +763,54 @@ class Project:
                 raise ValueError(f"image {image_id}: {problem}")
         with self.transaction() as db:
             self.image(image_id)
-            known = {row[0] for row in db.execute("SELECT id FROM categories")}
-            for box in boxes:
-                if box.category_id not in known:
-                    raise ProjectError(
-                        f"{self.folder}: no category with id {box.category_id}")
+            self._check_categories(box.category_id for box in boxes)
             db.execute("DELETE FROM boxes WHERE image_id = ?", (image_id,))
             db.executemany(INSERT_BOX_SQL, (box_row_values(image_id, box) for box in boxes))
             if status is not None:
                 db.execute("UPDATE images SET status = ? WHERE id = ?",
                            (_check_status(status), image_id))
+            if predictions is not None:
+                self.set_predictions(image_id, predictions, model)
             return self.boxes(image_id)
+
+    def _check_categories(self, category_ids: Iterable[int]) -> None:
+        known = {row[0] for row in self._db.execute("SELECT id FROM categories")}
+        for category_id in category_ids:
+            if category_id not in known:
+                raise ProjectError(f"{self.folder}: no category with id {category_id}")
+
+    # --- pending predictions (model-assisted labeling) --------------------------------------
+
+    def predictions(self, image_id: int) -> list[PredictionRow]:
+        """The image's pending predictions, best score first."""
+        rows = self._db.execute(
+            "SELECT id, image_id, category_id, x0, y0, x1, y1, score, model FROM predictions "
+            "WHERE image_id = ? ORDER BY score DESC, id", (image_id,))
+        return [PredictionRow(*row) for row in rows]
+
+    def set_predictions(self, image_id: int, predictions: Iterable[BoxRecord],
+                        model: str) -> None:
+        """Replace the image's pending predictions (boxes with a score, from ``model``)."""
+        predictions = list(predictions)
+        for box in predictions:
+            problem = box_problem(BoxRecord(box.x0, box.y0, box.x1, box.y1, box.category_id,
+                                            source="predicted", score=box.score))
+            if problem is not None:
+                raise ValueError(f"image {image_id}: prediction: {problem}")
+        with self.transaction() as db:
+            self.image(image_id)
+            self._check_categories(box.category_id for box in predictions)
+            db.execute("DELETE FROM predictions WHERE image_id = ?", (image_id,))
+            db.executemany(
+                "INSERT INTO predictions (image_id, category_id, x0, y0, x1, y1, score, model) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                ((image_id, box.category_id, float(box.x0), float(box.y0), float(box.x1),
+                  float(box.y1), float(box.score), model) for box in predictions))
+
+    def prediction_counts(self) -> dict[int, int]:
+        """Image id -> number of pending predictions, for images that have any."""
+        return dict(self._db.execute(
+            "SELECT image_id, count(*) FROM predictions GROUP BY image_id"))
 
     # --- for training and for `frcnn info` ------------------------------------------------
 

@@ -1,7 +1,7 @@
 """The project database's schema and its migrations.
 
 A project is a folder holding ``project.sqlite`` (SQLite in WAL mode). Its tables, as of
-schema version 1:
+schema version 2:
 
 ``categories``: the classes of object.
     ``id``       INTEGER PRIMARY KEY AUTOINCREMENT: stable; never renumbered, and an id freed by
@@ -32,6 +32,17 @@ schema version 1:
     ``difficult``, ``truncated``  INTEGER 0 or 1 (Pascal VOC's flags).
     ``source``       TEXT: manual, imported or predicted.
     ``score``        REAL in [0, 1] for predicted boxes, NULL for the others.
+
+``predictions`` (version 2): a model's suggested boxes waiting for the user's decision
+(model-assisted labeling). Accepting one turns it into a ``boxes`` row with source
+"predicted" and its score; rejecting deletes it.
+    ``id``           INTEGER PRIMARY KEY.
+    ``image_id``     -> images.id (deleting an image deletes its predictions).
+    ``category_id``  -> categories.id (deleting a category deletes its predictions: they are
+                 suggestions, made again by running the model).
+    ``x0, y0, x1, y1``  REAL, as in ``boxes``.
+    ``score``        REAL in [0, 1].
+    ``model``        TEXT: the checkpoint that made it (its path as given).
 
 Versioning: ``PRAGMA user_version`` holds the schema version; ``MIGRATIONS[i]`` takes a
 database from version ``i`` to ``i + 1`` (version 0 is an empty file). Each migration runs in
@@ -114,7 +125,24 @@ def _migrate_0_to_1(connection: sqlite3.Connection) -> None:
         connection.execute(statement)
 
 
-MIGRATIONS: tuple[Migration, ...] = (_migrate_0_to_1,)
+def _migrate_1_to_2(connection: sqlite3.Connection) -> None:
+    """Version 2: pending predictions (see the module docstring)."""
+    connection.execute("""
+        CREATE TABLE predictions (
+            id          INTEGER PRIMARY KEY,
+            image_id    INTEGER NOT NULL REFERENCES images (id) ON DELETE CASCADE,
+            category_id INTEGER NOT NULL REFERENCES categories (id) ON DELETE CASCADE,
+            x0 REAL NOT NULL, y0 REAL NOT NULL, x1 REAL NOT NULL, y1 REAL NOT NULL,
+            score       REAL NOT NULL CHECK (score BETWEEN 0 AND 1),
+            model       TEXT NOT NULL,
+            CHECK (x0 < x1 AND y0 < y1)
+        )
+        """)
+    connection.execute("CREATE INDEX predictions_by_image ON predictions (image_id)")
+    connection.execute("CREATE INDEX predictions_by_category ON predictions (category_id)")
+
+
+MIGRATIONS: tuple[Migration, ...] = (_migrate_0_to_1, _migrate_1_to_2)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -65,30 +65,30 @@ def test_a_project_from_a_newer_version_is_refused_clearly(tmp_path):
 
 
 def _add_notes_column(connection: sqlite3.Connection) -> None:
-    """A stand-in for a future migration: version 1 -> 2 adds a column with a default."""
+    """A stand-in for a future migration: it adds a column with a default."""
     connection.execute("ALTER TABLE images ADD COLUMN notes TEXT NOT NULL DEFAULT ''")
 
 
-def test_migrating_a_version_1_file_to_a_later_version_keeps_the_data(tmp_path):
-    # A version-1 project with data, as an older workbench wrote it.
-    with Project.create(tmp_path) as project:
-        category = project.add_category("cat")
-        image_id = project.insert_image(tmp_path / "a.png", width=4, height=3, hash=None,
-                                        problem="missing")
-        project.connection.execute(
-            "INSERT INTO boxes (image_id, category_id, x0, y0, x1, y1) VALUES (?, ?, 0, 0, 2, 2)",
-            (image_id, category.id))
+def test_migrating_a_version_1_file_to_the_latest_and_beyond_keeps_the_data(tmp_path):
+    # A version-1 project with data, as the first workbench release wrote it.
     raw = sqlite3.connect(tmp_path / PROJECT_FILE, isolation_level=None)
+    schema.migrate(raw, "project.sqlite", schema.MIGRATIONS[:1])
+    raw.execute("INSERT INTO categories (name, color) VALUES ('cat', '#112233')")
+    raw.execute("INSERT INTO images (path, width, height, problem) "
+                "VALUES ('a.png', 4, 3, 'missing')")
+    raw.execute("INSERT INTO boxes (image_id, category_id, x0, y0, x1, y1) "
+                "VALUES (1, 1, 0, 0, 2, 2)")
     assert schema.schema_version(raw) == 1
     migrations = (*schema.MIGRATIONS, _add_notes_column)
     assert schema.migrate(raw, "project.sqlite", migrations) == 1  # the version it was at
-    assert schema.schema_version(raw) == 2
+    assert schema.schema_version(raw) == len(migrations)
     assert raw.execute("SELECT path, width, notes FROM images").fetchall() == [("a.png", 4, "")]
     assert raw.execute("SELECT count(*) FROM boxes").fetchone()[0] == 1
+    assert raw.execute("SELECT count(*) FROM predictions").fetchone()[0] == 0  # version 2
     # Running it again is a no-op; the current program refuses the migrated file as newer.
-    assert schema.migrate(raw, "project.sqlite", migrations) == 2
+    assert schema.migrate(raw, "project.sqlite", migrations) == len(migrations)
     raw.close()
-    with pytest.raises(ProjectVersionError, match="schema version 2"):
+    with pytest.raises(ProjectVersionError, match=f"schema version {len(migrations)}"):
         Project.open(tmp_path)
 
 
@@ -102,7 +102,7 @@ def test_a_failing_migration_leaves_the_last_complete_version(tmp_path):
     raw = sqlite3.connect(tmp_path / PROJECT_FILE, isolation_level=None)
     with pytest.raises(RuntimeError, match="power cut"):
         schema.migrate(raw, "project.sqlite", (*schema.MIGRATIONS, broken))
-    assert schema.schema_version(raw) == 1
+    assert schema.schema_version(raw) == schema.SCHEMA_VERSION
     columns = [row[1] for row in raw.execute("PRAGMA table_info(images)")]
     assert "half_done" not in columns
     raw.close()
@@ -112,7 +112,8 @@ def test_an_empty_file_is_migrated_from_version_0(tmp_path):
     (tmp_path / PROJECT_FILE).touch()
     with Project.open(tmp_path) as project:
         assert project.categories() == []
-        assert project.connection.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert project.connection.execute("PRAGMA user_version").fetchone()[0] == \
+            schema.SCHEMA_VERSION
 
 
 def test_opening_does_not_wait_for_another_writer(tmp_path):
