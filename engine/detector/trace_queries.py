@@ -215,12 +215,14 @@ class TargetExplanation:
 def explain_targets(trace: Trace, cover_iou: float = COVER_IOU) -> list[TargetExplanation]:
     """For each target box, the last stage of the pipeline that still had it.
 
-    Stages, in order: ``"anchors"`` (no anchor reaches the RPN's positive IoU: the box relies
-    on the low-quality rule), ``"proposals"`` (no final proposal covers it by ``cover_iou``),
+    Stages, in order: ``"anchors"`` (no final proposal covers it by ``cover_iou`` and no
+    anchor reaches the RPN's positive IoU either: the box had positives only through the
+    low-quality rule), ``"proposals"`` (no final proposal covers it, though an anchor did),
     ``"classification"`` (no covering proposal scores its class above the score threshold),
     ``"nms"`` (candidates existed but per-class NMS, the minimum size or the detections-per-
-    image limit removed them all), ``"detected"``. A box detected is ``"detected"`` even when
-    its anchors were poor; the anchor note is then only in ``best_anchor_iou``.
+    image limit removed them; the reason names which, for the best-scoring one), and
+    ``"detected"``. A box detected is ``"detected"`` even when its anchors were poor; the
+    anchor figure is then only in ``best_anchor_iou``.
     """
     if trace.target_boxes is None:
         return []
@@ -285,8 +287,7 @@ def explain_targets(trace: Trace, cover_iou: float = COVER_IOU) -> list[TargetEx
                       f"proposal is {class_prob:.2f}, below the threshold {score_thresh:g}")
         else:
             stage = "nms"
-            reason = ("removed after classification: its candidates were suppressed by "
-                      "per-class NMS, too small, or beyond the detections-per-image limit")
+            reason = _candidate_fate(post, best_candidate)
         explanations.append(TargetExplanation(
             index=index, label=label, best_anchor_iou=best_anchor, best_proposal=best_proposal,
             best_proposal_iou=best_proposal_iou, class_prob=class_prob,
@@ -294,3 +295,18 @@ def explain_targets(trace: Trace, cover_iou: float = COVER_IOU) -> list[TargetEx
             other_class=other_class, stage=stage, reason=reason,
         ))
     return explanations
+
+
+def _candidate_fate(post, candidate: int) -> str:
+    """Why postprocessing candidate ``candidate`` did not become a detection."""
+    score = float(post.scores[candidate])
+    if not bool(post.large_enough[candidate]):
+        return (f"removed after classification: its best candidate (score {score:.2f}) is "
+                f"smaller than {post.min_size:g} px")
+    suppressor = int(post.suppressed_by[candidate])
+    if suppressor >= 0:
+        return (f"suppressed by per-class NMS: its best candidate (score {score:.2f}) overlaps "
+                f"candidate {suppressor} (score {float(post.scores[suppressor]):.2f}) of the same "
+                f"class by IoU > {post.nms_thresh:g}")
+    return (f"beyond the limit of {post.detections_per_img} detections per image: its best "
+            f"candidate scores {score:.2f}")

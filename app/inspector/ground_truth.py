@@ -1,0 +1,100 @@
+"""An image's labelled boxes (project category ids) -> the detector's target (class ids).
+
+The checkpoint's ``ClassInfo.category_id`` is the one mapping between the two. Boxes the
+detector cannot take (a category the checkpoint does not know, zero size, outside the image)
+are kept for display and left out of the target, each with the reason.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+
+from engine.detector.checkpoint import ClassInfo
+
+
+@dataclass
+class GroundTruthBox:
+    """One labelled box: ``class_id`` is the detector's class (None when left out, with
+    ``note`` saying why); ``target_index`` its row in the target (-1 when left out)."""
+
+    box: tuple[float, float, float, float]
+    category_id: int
+    name: str
+    class_id: int | None
+    target_index: int = -1
+    note: str = ""
+
+
+@dataclass
+class GroundTruth:
+    """All the image's boxes, and the target made of those the detector can use."""
+
+    boxes: list[GroundTruthBox] = field(default_factory=list)
+
+    @property
+    def used(self) -> list[GroundTruthBox]:
+        return [box for box in self.boxes if box.class_id is not None]
+
+    @property
+    def left_out(self) -> list[GroundTruthBox]:
+        return [box for box in self.boxes if box.class_id is None]
+
+    def target(self) -> dict[str, torch.Tensor] | None:
+        """``{"boxes": (M, 4), "labels": (M,)}`` of the usable boxes; None when the image has
+        no boxes at all (no matching stage); an empty target when all were left out."""
+        if not self.boxes:
+            return None
+        used = self.used
+        return {
+            "boxes": torch.tensor([box.box for box in used], dtype=torch.float32).reshape(-1, 4),
+            "labels": torch.tensor([box.class_id for box in used], dtype=torch.int64),
+        }
+
+    def notes(self) -> list[str]:
+        return [f"box {index} ({box.name}): {box.note}" for index, box in enumerate(self.boxes)
+                if box.note]
+
+
+def ground_truth(
+    boxes: list[tuple[float, float, float, float]],
+    category_ids: list[int],
+    classes: list[ClassInfo],
+    image_size: tuple[int, int] | None,
+) -> GroundTruth:
+    """Map ``boxes`` with project ``category_ids`` to detector classes via ``classes``;
+    ``image_size`` (width, height) checks that boxes lie inside (None skips the check)."""
+    if len(boxes) != len(category_ids):
+        raise ValueError(f"{len(boxes)} boxes but {len(category_ids)} category ids")
+    by_category = {c.category_id: c for c in classes if c.category_id is not None}
+    result = GroundTruth()
+    for box, category in zip(boxes, category_ids):
+        box = tuple(float(v) for v in box)
+        info = by_category.get(category)
+        name = info.name if info is not None else f"category {category}"
+        entry = GroundTruthBox(box, category, name, None)
+        problem = _problem(box, image_size)
+        if info is None:
+            entry.note = "not a class of this checkpoint: shown, not used as a target"
+        elif problem:
+            entry.note = f"{problem}: shown, not used as a target"
+        else:
+            entry.class_id = info.class_id
+            entry.target_index = len(result.used)
+        result.boxes.append(entry)
+    return result
+
+
+def _problem(box: tuple[float, ...], image_size: tuple[int, int] | None) -> str | None:
+    x0, y0, x1, y1 = box
+    if not all(math.isfinite(v) for v in box):
+        return "a coordinate is not a number"
+    if x1 <= x0 or y1 <= y0:
+        return "zero or negative size"
+    if image_size is not None:
+        width, height = image_size
+        if x0 < -0.5 or y0 < -0.5 or x1 > width + 0.5 or y1 > height + 0.5:
+            return f"outside the {width}x{height} image"
+    return None
