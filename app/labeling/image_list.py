@@ -11,7 +11,8 @@ order images were added) and shows the rows that pass. The *current* image is th
 chosen by the user or by :meth:`ImageListPanel.select_image`; it stays current while a filter
 hides it (the window still shows it, the list highlights nothing), and next/previous then go
 from where it would be in the list. Rows are re-filtered after :meth:`refresh_images`, so an
-image labeled "done" leaves an "unlabeled" filter at once.
+image labeled "done" leaves an "unlabeled" filter at once. (Tabbing into the list while it
+highlights nothing makes its first row current, as in any Qt list, and so selects that image.)
 
 Run ``python -m app.labeling.image_list [PROJECT]`` to see the panel alone (the demo project
 without a folder).
@@ -299,7 +300,7 @@ class ImageRowDelegate(QStyledItemDelegate):
     file name, box count and split, the status badge and a problem badge."""
 
     def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex) -> QSize:  # noqa: N802
-        return QSize(200, THUMBNAIL_SIDE + 2 * _ROW_PADDING)
+        return QSize(THUMBNAIL_SIDE + 120, THUMBNAIL_SIDE + 2 * _ROW_PADDING)
 
     def paint(self, painter: QPainter, option: QStyleOptionViewItem,
               index: QModelIndex) -> None:
@@ -641,13 +642,13 @@ def _main(argv: list[str] | None = None) -> int:
 
     from PySide6.QtWidgets import QApplication
 
-    from app.main import open_project
+    from app.main import ensure_demo_project
 
     parser = argparse.ArgumentParser(description="The image list panel on its own.")
     parser.add_argument("project", nargs="?", type=Path, help="project folder (default: demo)")
     args = parser.parse_args(argv)
     app = QApplication.instance() or QApplication(sys.argv[:1])
-    with open_project(args.project) as project:
+    with Project.open(args.project or ensure_demo_project()) as project:
         panel = ImageListPanel()
         panel.setWindowTitle(f"Images — {project.folder.name}")
         panel.set_project(project)
