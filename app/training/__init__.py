@@ -1,0 +1,1 @@
+"""The Train tab: training settings, live curves, past runs, evaluation."""
