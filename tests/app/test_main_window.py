@@ -206,9 +206,10 @@ def test_main_opens_the_project_it_is_given(qapp, tmp_path):
         windows = [w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow)]
         seen.extend((Path(w.project.folder), w.labeling.image_list.model.rowCount())
                     for w in windows)
+        # Closing the last window ends exec(); a further quit() would stay queued and end
+        # every later test's event loop at once.
         for window in windows:
             window.close()
-        QApplication.quit()
 
     QTimer.singleShot(0, look_then_quit)
     assert main([str(folder)]) == 0
