@@ -57,7 +57,8 @@ class Edit:
 @dataclass
 class BoxesEdit(Edit):
     """The current image's boxes went from ``before`` to ``after`` (and its status with them:
-    the first box on an unlabeled image makes it "in progress")."""
+    the first box on an unlabeled image makes it "in progress"), and its pending suggestions
+    from ``suggestions_before`` to ``suggestions_after`` (None: unchanged)."""
 
     image_id: int
     before: Boxes
@@ -66,12 +67,14 @@ class BoxesEdit(Edit):
     status_before: str
     status_after: str
     merge_key: object = None
+    suggestions_before: Boxes | None = None
+    suggestions_after: Boxes | None = None
 
     def apply(self, editor: ProjectEditor) -> Change:
-        return editor._set_current(self.after, self.status_after)
+        return editor._set_current(self.after, self.status_after, self.suggestions_after)
 
     def revert(self, editor: ProjectEditor) -> Change:
-        return editor._set_current(self.before, self.status_before)
+        return editor._set_current(self.before, self.status_before, self.suggestions_before)
 
 
 @dataclass
@@ -154,6 +157,10 @@ class ProjectEditor:
         self.image_id: int | None = None
         self.boxes: Boxes = ()
         self.status: str | None = None
+        # The current image's pending suggestions (a model's boxes, with scores) and the model
+        # that made them; saved with the boxes.
+        self.suggestions: Boxes = ()
+        self.suggestion_model = ""
         self.dirty = False
         self._history = _History()
 
@@ -164,18 +171,26 @@ class ProjectEditor:
         self.flush()
         if image_id is None:
             self.image_id, self.boxes, self.status = None, (), None
+            self.suggestions, self.suggestion_model = (), ""
             return
         row = self.project.image(image_id)
         self.image_id = image_id
         self.boxes = tuple(box.to_record() for box in self.project.boxes(image_id))
         self.status = row.status
+        self._load_suggestions()
+
+    def _load_suggestions(self) -> None:
+        rows = self.project.predictions(self.image_id)
+        self.suggestions = tuple(row.to_record() for row in rows)
+        self.suggestion_model = rows[0].model if rows else ""
 
     def flush(self) -> bool:
         """Write the current image's unsaved boxes and status; True if anything was written.
         Raises (and stays unsaved) when the store refuses the write."""
         if not self.dirty or self.image_id is None:
             return False
-        self.project.set_boxes(self.image_id, self.boxes, status=self.status)
+        self.project.set_boxes(self.image_id, self.boxes, status=self.status,
+                               predictions=self.suggestions, model=self.suggestion_model)
         self.dirty = False
         return True
 
@@ -203,9 +218,48 @@ class ProjectEditor:
         self._do(BoxesEdit(self.image_id, self.boxes, after, text, self.status, status_after,
                            merge_key))
 
-    def _set_current(self, boxes: Boxes, status: str) -> Change:
+    def _set_current(self, boxes: Boxes, status: str, suggestions: Boxes | None) -> Change:
         self.boxes, self.status, self.dirty = boxes, status, True
+        if suggestions is not None:
+            self.suggestions = suggestions
         return Change(images=frozenset({self.image_id}), boxes=True)
+
+    # --- suggestions (model-assisted labeling) ----------------------------------------------
+
+    def set_suggestions(self, suggestions: Sequence[BoxRecord], model: str) -> None:
+        """A model's new suggestions for the current image (replacing the pending ones), as
+        an undoable edit."""
+        self._suggestion_edit(self.boxes, tuple(suggestions), "Predict boxes")
+        self.suggestion_model = model
+
+    def accept_suggestions(self, indices: Iterable[int]) -> None:
+        """Turn these pending suggestions into boxes (source "predicted", with their score)."""
+        chosen = sorted(set(indices))
+        if not chosen:
+            return
+        accepted = tuple(self.suggestions[i] for i in chosen)
+        remaining = tuple(s for i, s in enumerate(self.suggestions) if i not in chosen)
+        text = f"Accept {len(chosen)} suggestion{'s' if len(chosen) != 1 else ''}"
+        self._suggestion_edit((*self.boxes, *accepted), remaining, text)
+
+    def reject_suggestions(self, indices: Iterable[int]) -> None:
+        chosen = set(indices)
+        if not chosen:
+            return
+        remaining = tuple(s for i, s in enumerate(self.suggestions) if i not in chosen)
+        text = f"Reject {len(chosen)} suggestion{'s' if len(chosen) != 1 else ''}"
+        self._suggestion_edit(self.boxes, remaining, text)
+
+    def _suggestion_edit(self, boxes: Boxes, suggestions: Boxes, text: str) -> None:
+        if self.image_id is None:
+            raise RuntimeError("no image is open")
+        if boxes == self.boxes and suggestions == self.suggestions:
+            return
+        status_after = self.status
+        if self.status == "unlabeled" and boxes:
+            status_after = "in_progress"
+        self._do(BoxesEdit(self.image_id, self.boxes, boxes, text, self.status, status_after,
+                           None, self.suggestions, suggestions))
 
     # --- project-wide edits -----------------------------------------------------------------
 

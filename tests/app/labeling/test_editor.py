@@ -179,3 +179,28 @@ def test_successive_nudges_of_one_box_are_one_undo_step(project):
     assert editor.boxes[0].x0 == box.x0 + 3
     editor.undo()
     assert editor.boxes == original and not editor.can_undo
+
+
+def test_accepting_and_rejecting_suggestions_is_saved_and_undone(project):
+    image = project.images()[0].id
+    suggestions = [BoxRecord(5, 5, 25, 25, 2, source="predicted", score=0.9),
+                   BoxRecord(40, 5, 60, 25, 1, source="predicted", score=0.6),
+                   BoxRecord(80, 5, 99, 25, 3, source="predicted", score=0.2)]
+    project.set_predictions(image, suggestions, "runs/a/best.pt")
+    editor = ProjectEditor(project)
+    editor.open_image(image)
+    boxes = editor.boxes
+    assert editor.suggestions == tuple(suggestions)
+    editor.accept_suggestions([0])
+    editor.reject_suggestions([1])  # of the remaining two: the 0.2 one
+    assert editor.boxes == (*boxes, suggestions[0])
+    assert editor.suggestions == (suggestions[1],)
+    editor.flush()
+    stored = project.boxes(image)[-1]
+    assert (stored.source, stored.score, stored.category_id) == ("predicted", 0.9, 2)
+    assert [(r.score, r.model) for r in project.predictions(image)] == [(0.6, "runs/a/best.pt")]
+    editor.undo()
+    editor.undo()
+    editor.flush()
+    assert editor.boxes == boxes and editor.suggestions == tuple(suggestions)
+    assert [r.score for r in project.predictions(image)] == [0.9, 0.6, 0.2]
