@@ -210,15 +210,26 @@ class EvaluationView(QWidget):
     # ------------------------------------------------------------------ running
 
     def set_checkpoint(self, checkpoint: Path | None, label: str | None = None) -> None:
-        """The model to evaluate next; what was shown stays until Evaluate is pressed."""
+        """The model this view is about (a run's best.pt, say); another one than before
+        clears what was shown. Nothing runs until Evaluate is pressed."""
+        checkpoint = Path(checkpoint) if checkpoint is not None else None
         if checkpoint == self.checkpoint:
             return
-        self.checkpoint = Path(checkpoint) if checkpoint is not None else None
-        self.evaluate_button.setEnabled(self.checkpoint is not None)
-        if self.analysis is None:
-            self.title.setText(
-                f"{label or self.checkpoint}: press Evaluate to run it on the {self.split} images."
-                if self.checkpoint else "Select a run with a checkpoint, then Evaluate.")
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+            self.progress.setVisible(False)
+        self.checkpoint = checkpoint
+        self.evaluate_button.setEnabled(checkpoint is not None)
+        self.analysis = None
+        self.table.setRowCount(0)
+        self.images.clear()
+        self._image = None
+        self.picture.setPixmap(QPixmap())
+        self.picture.setText("")
+        self.title.setText(
+            f"{label or checkpoint}: press Evaluate to run it on the {self.split} images."
+            if checkpoint else "Select a run with a checkpoint, then Evaluate.")
 
     def evaluate(self) -> None:
         if self.checkpoint is None:

@@ -93,7 +93,11 @@ class WorkerDriver(QObject):
         self.pid: int | None = None
         self.result: WorkerExit | None = None
         self._log = EventLog(self.folder)
-        self._process = TrainingProcess(job)
+        try:
+            self._process = TrainingProcess(job)
+        except BaseException:
+            self._log.close()
+            raise
         self.pid = self._process.process.pid
         self._reader = threading.Thread(target=self._read, name="training-events", daemon=True)
         self._reader.start()
