@@ -88,6 +88,8 @@ class LabelCanvas(QWidget):
     mode_changed = Signal(str)
     navigate_requested = Signal(int)  # -1 previous image, +1 next image
     class_needed = Signal()  # a box was drawn while the project has no class yet
+    suggestion_selected = Signal(object)  # index into the editor's suggestions, or None
+    suggestion_activated = Signal(int)  # double-clicked or Enter: accept this suggestion
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -103,6 +105,9 @@ class LabelCanvas(QWidget):
         self.current_category: int | None = None
         self.mode = SELECT
         self.selected: int | None = None
+        # A model's suggestions shown dashed: (index in the editor's list, box) pairs.
+        self._suggestions: tuple[tuple[int, BoxRecord], ...] = ()
+        self.selected_suggestion: int | None = None
         self._hover: int | None = None
         self._cursor: tuple[float, float] | None = None
         self._drag: _Drag | None = None
@@ -156,6 +161,20 @@ class LabelCanvas(QWidget):
         self._hover = None
         self._set_selected(selected)
         self.update()
+
+    def set_suggestions(self, suggestions: tuple[tuple[int, BoxRecord], ...]) -> None:
+        """The suggestions to show, as (index in the editor's list, box) pairs; the selected
+        one stays selected if it is still shown."""
+        self._suggestions = tuple(suggestions)
+        shown = {index for index, _box in self._suggestions}
+        if self.selected_suggestion not in shown:
+            self._select_suggestion(None)
+        self.update()
+
+    def _select_suggestion(self, index: int | None) -> None:
+        if index != self.selected_suggestion:
+            self.selected_suggestion = index
+            self.suggestion_selected.emit(index)
 
     def set_categories(self, categories: list[CategoryRow]) -> None:
         self._categories = {category.id: category for category in categories}
@@ -259,6 +278,7 @@ class LabelCanvas(QWidget):
         painter.fillRect(event.rect(), QColor(48, 48, 52))
         if self._image is not None:
             self._paint_image(painter)
+            self._paint_suggestions(painter)
             self._paint_boxes(painter)
             if self.mode == DRAW and self._cursor is not None:
                 self._paint_crosshair(painter)
@@ -352,6 +372,32 @@ class LabelCanvas(QWidget):
             painter.setPen(pen)
             painter.drawRect(self.image_rect_to_widget(drag.rect))
 
+    def _paint_suggestions(self, painter: QPainter) -> None:
+        """Dashed, with the class and score on a half-transparent tag below the top edge."""
+        if not self._suggestions:
+            return
+        painter.setFont(self._font)
+        tag_height = self._font_metrics.height() + 2
+        for index, box in self._suggestions:
+            widget_rect = self.image_rect_to_widget(geometry.rect(box))
+            chosen = index == self.selected_suggestion
+            color = self._color(box.category_id)
+            if chosen:
+                fill = QColor(color)
+                fill.setAlpha(70)
+                painter.fillRect(widget_rect, fill)
+            pen = QPen(color, 3 if chosen else 2, Qt.PenStyle.DashLine)
+            pen.setCosmetic(True)
+            painter.setPen(pen)
+            painter.drawRect(widget_rect)
+            text = self._tag_text(box)
+            tag = QRectF(widget_rect.left(), widget_rect.top(),
+                         self._font_metrics.horizontalAdvance(text) + 6, tag_height)
+            color.setAlpha(255 if chosen else 150)
+            painter.fillRect(tag, color)
+            painter.setPen(QColor("white"))
+            painter.drawText(tag, Qt.AlignmentFlag.AlignCenter, text)
+
     def _paint_tag(self, painter: QPainter, box: BoxRecord, widget_rect: QRectF,
                    tag_height: float) -> None:
         text = self._tag_text(box)
@@ -408,17 +454,31 @@ class LabelCanvas(QWidget):
                                         self._image.size)[:2]
             self._drag = _Drag("draw", start, event.position(), QPointF(self._origin))
         elif button == Qt.MouseButton.LeftButton:
-            hit = geometry.hit_test(self._boxes, *point, self._tolerance(), self.selected)
+            # Boxes and suggestions compete: the smallest under the cursor wins, and a
+            # suggestion lying exactly on a box (the model found what is labeled) wins the tie,
+            # so that it can be rejected.
+            candidates = (*self._boxes, *(box for _index, box in self._suggestions))
+            hit = geometry.hit_test(candidates, *point, self._tolerance(), self.selected)
             if hit is None:
                 self._set_selected(None)
+                self._select_suggestion(None)
                 self._start_pan(event)
+            elif hit[0] >= len(self._boxes):
+                self._set_selected(None)
+                self._select_suggestion(self._suggestions[hit[0] - len(self._boxes)][0])
             else:
                 index, handle = hit
+                self._select_suggestion(None)
                 self._set_selected(index)
                 self._drag = _Drag("edit", point, event.position(), QPointF(self._origin),
                                    index=index, handle=handle,
                                    rect=geometry.rect(self._boxes[index]))
         self.update()
+
+    def mouseDoubleClickEvent(self, event: QMouseEvent) -> None:  # noqa: N802 - Qt's name
+        self.mousePressEvent(event)
+        if self.selected_suggestion is not None:
+            self.suggestion_activated.emit(self.selected_suggestion)
 
     def _start_pan(self, event: QMouseEvent) -> None:
         self._drag = _Drag("pan", (0.0, 0.0), event.position(), QPointF(self._origin))
@@ -528,6 +588,10 @@ class LabelCanvas(QWidget):
             else:
                 step = 10 if event.modifiers() & Qt.KeyboardModifier.ShiftModifier else 1
                 self.nudge(dx * step, dy * step)
+            return
+        if key in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and \
+                self.selected_suggestion is not None:
+            self.suggestion_activated.emit(self.selected_suggestion)
             return
         if key == Qt.Key.Key_Escape:
             if self._drag is not None:

@@ -22,6 +22,7 @@ from engine.data.annotations import BoxRecord
 from engine.data.project import ImageRow, Project, ProjectError
 
 from . import geometry
+from .assist_panel import AssistPanel
 from .canvas import DRAW, SELECT, LabelCanvas, zoom_percent
 from .class_panel import ClassPanel
 from .editor import Change, ProjectEditor
@@ -50,12 +51,17 @@ class LabelingView(QWidget):
         self.image_list = ImageListPanel()
         self.canvas = LabelCanvas()
         self.class_panel = ClassPanel()
+        self.assist = AssistPanel()
+        self.side = QSplitter(Qt.Orientation.Vertical)
+        self.side.addWidget(self.class_panel)
+        self.side.addWidget(self.assist)
+        self.side.setChildrenCollapsible(False)
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.addWidget(self.image_list)
         self.splitter.addWidget(self.canvas)
-        self.splitter.addWidget(self.class_panel)
+        self.splitter.addWidget(self.side)
         self.splitter.setStretchFactor(1, 1)
-        self.splitter.setSizes([300, 900, 220])
+        self.splitter.setSizes([300, 900, 300])
         self.splitter.setChildrenCollapsible(False)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -87,6 +93,10 @@ class LabelingView(QWidget):
         self.class_panel.current_changed.connect(self._current_class_changed)
         self.class_panel.apply_requested.connect(self.set_selected_class)
         self.class_panel.error.connect(self.message)
+        self.canvas.suggestion_selected.connect(self._suggestion_selected)
+        self.canvas.suggestion_activated.connect(self._accept_suggestion)
+        self.assist.suggestions_changed.connect(self._show_suggestions)
+        self.assist.message.connect(self.message)
         self._update_actions()
 
     # --- actions ---
@@ -149,8 +159,10 @@ class LabelingView(QWidget):
                                      else "&Undo")
         self.actions["redo"].setText(f"&Redo {editor.redo_text}" if editor and editor.can_redo
                                      else "&Redo")
-        for key in ("duplicate", "delete", "difficult"):
+        for key in ("duplicate", "difficult"):
             self.actions[key].setEnabled(selected)
+        self.actions["delete"].setEnabled(
+            selected or self.canvas.selected_suggestion is not None)
         for key in ("copy", "draw", "done", "in_progress", "skipped", "unlabeled"):
             self.actions[key].setEnabled(has_image)
         self.actions["paste"].setEnabled(has_image and bool(self._clipboard))
@@ -167,6 +179,7 @@ class LabelingView(QWidget):
         self.editor = None if project is None else ProjectEditor(project, self._changed)
         self.loader.forget()
         self.class_panel.set_editor(self.editor)
+        self.assist.set_editor(self.editor)
         self.canvas.set_categories([] if project is None else project.categories())
         self.canvas.set_boxes(())
         self.canvas.set_message("")
@@ -191,10 +204,12 @@ class LabelingView(QWidget):
         current = self.editor.image_id
         self.image_list.refresh_images(None)
         self.class_panel.refresh()
+        self.assist.refresh_classes()
         self.canvas.set_categories(self.project.categories())
         if current is not None:
             self.editor.open_image(current)
             self.canvas.set_boxes(self.editor.boxes)
+            self._show_suggestions()
         else:
             first = self.image_list.neighbour_id(1)
             if first is not None:
@@ -219,6 +234,7 @@ class LabelingView(QWidget):
         self._row = self.project.image(image_id)
         self.image_list.select_image(image_id)
         self.canvas.set_boxes(self.editor.boxes, selected=None)
+        self._show_suggestions()
         row = self._row
         if row.problem is not None:
             reason = "file not found" if row.problem == "missing" else "file cannot be read"
@@ -290,8 +306,10 @@ class LabelingView(QWidget):
             self.show_image(self.editor.image_id)
         elif change.boxes:
             self.canvas.set_boxes(self.editor.boxes)
+            self._show_suggestions()
         if change.categories:
             self.canvas.set_categories(self.project.categories())
+            self.assist.refresh_classes()
         if change.categories or change.boxes:
             self.class_panel.refresh()
         if change.images:
@@ -332,6 +350,10 @@ class LabelingView(QWidget):
             self.message.emit(f"{verb}: {edit.text}")
 
     def delete_box(self) -> None:
+        """Delete the selected box, or reject the selected suggestion."""
+        if self.canvas.selected_suggestion is not None and self.editor is not None:
+            self.editor.reject_suggestions([self.canvas.selected_suggestion])
+            return
         index = self.canvas.selected
         if index is None or self.editor is None:
             return
@@ -416,6 +438,21 @@ class LabelingView(QWidget):
     def _current_class_changed(self, category_id: int | None) -> None:
         self.canvas.current_category = category_id
 
+    # --- suggestions ---
+
+    def _show_suggestions(self) -> None:
+        self.canvas.set_suggestions(self.assist.shown())
+        self.assist.set_selected(self.canvas.selected_suggestion)
+        self._update_actions()
+
+    def _suggestion_selected(self, index: int | None) -> None:
+        self.assist.set_selected(index)
+        self._update_actions()
+
+    def _accept_suggestion(self, index: int) -> None:
+        if self.editor is not None:
+            self.editor.accept_suggestions([index])
+
     # --- status bar ---
 
     def _show_cursor(self, point: tuple[float, float] | None) -> None:
@@ -434,15 +471,18 @@ class LabelingView(QWidget):
 
     def save_layout(self, settings: QSettings) -> None:
         settings.setValue("labeling/splitter", self.splitter.saveState())
+        settings.setValue("labeling/side", self.side.saveState())
 
     def restore_layout(self, settings: QSettings) -> None:
-        state = settings.value("labeling/splitter")
-        if state is not None:
-            self.splitter.restoreState(state)
+        for key, splitter in (("labeling/splitter", self.splitter), ("labeling/side", self.side)):
+            state = settings.value(key)
+            if state is not None:
+                splitter.restoreState(state)
 
     def shutdown(self) -> None:
         """Write what is unsaved, then stop background work."""
         self.autosave.stop()
         self.flush()
+        self.assist.shutdown()
         self.loader.shutdown()
         self.image_list.shutdown()
