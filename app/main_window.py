@@ -25,14 +25,18 @@ from PySide6.QtWidgets import (
     QTabWidget,
     QToolBar,
     QVBoxLayout,
+    QWidget,
 )
 
 from engine.data.exporting import export_annotations
 from engine.data.importing import import_annotations
 from engine.data.project import Project, ProjectError, split_assignment
+from engine.training.runs import list_runs
 
+from .inspector.view import InspectorView
 from .labeling.view import LabelingView
 from .project_dialogs import ExportDialog, ImportDialog, ReportDialog, SplitDialog
+from .training.view import TrainingView
 from .workers import TaskRunner
 
 APPLICATION_NAME = "frcnn-workbench"
@@ -67,9 +71,14 @@ class MainWindow(QMainWindow):
 
         self.labeling = LabelingView()
         self.labeling.message.connect(lambda text: self.statusBar().showMessage(text, 6000))
+        self.training: TrainingView | None = None  # made per project: it trains that project
+        self.inspector = InspectorView()
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
         self.tabs.addTab(self.labeling, "Label")
+        self.tabs.addTab(QWidget(), "Train")
+        self.tabs.addTab(self.inspector, "Inspect")
+        self.tabs.currentChanged.connect(self._tab_changed)
         self.setCentralWidget(self.tabs)
         for widget in self.labeling.status_widgets:
             self.statusBar().addPermanentWidget(widget)
@@ -167,6 +176,8 @@ class MainWindow(QMainWindow):
     def open_project(self, folder: Path) -> bool:
         """Open the project in ``folder`` (closing the one open); False with a message box if
         it is not a project."""
+        if not self._confirm_stop_training("open another project"):
+            return False
         try:
             project = Project.open(folder)
         except ProjectError as error:
@@ -183,11 +194,68 @@ class MainWindow(QMainWindow):
         self.project = project
         project.check_missing()
         self.labeling.set_project(project)
+        self._set_training_view(TrainingView(project.folder))
         name = self._title or project.folder.name
         self.setWindowTitle(f"{name} — Faster R-CNN Workbench")
         self._remember(project.folder)
         for action in self.project_actions:
             action.setEnabled(True)
+
+    def _set_training_view(self, view: TrainingView) -> None:
+        old, self.training = self.training, view
+        index = self.tabs.indexOf(old) if old is not None else 1
+        self.tabs.blockSignals(True)
+        self.tabs.removeTab(index)
+        self.tabs.insertTab(index, view, "Train")
+        self.tabs.blockSignals(False)
+        if old is not None:
+            old.shutdown()
+            old.deleteLater()
+        view.checkpoint_written.connect(self._checkpoint_written)
+        view.running_changed.connect(self._training_running)
+
+    def _checkpoint_written(self, _path: Path) -> None:
+        self.labeling.assist.refresh_checkpoints()
+        if self.tabs.currentWidget() is self.inspector:
+            self.inspector.set_checkpoints(self.checkpoints())
+
+    def _training_running(self, running: bool) -> None:
+        self.tabs.setTabText(self.tabs.indexOf(self.training),
+                             "Train (running)" if running else "Train")
+
+    def checkpoints(self) -> list[Path]:
+        """The project's checkpoints, newest run first, each run's best before its last."""
+        if self.project is None:
+            return []
+        return [path for run in list_runs(self.project.folder)
+                for path in run.checkpoints.values()]
+
+    def _tab_changed(self, _index: int) -> None:
+        current = self.tabs.currentWidget()
+        self.labeling.set_active(current is self.labeling)
+        if current is self.inspector:
+            self.labeling.flush()
+            self.inspector.set_checkpoints(self.checkpoints())
+            row, editor = self.labeling.current_image(), self.labeling.editor
+            if row is not None and editor is not None and row.problem is None:
+                self.inspector.set_image(
+                    row.file, [(b.x0, b.y0, b.x1, b.y1) for b in editor.boxes],
+                    [b.category_id for b in editor.boxes])
+        elif current is self.labeling:
+            self.labeling.assist.refresh_checkpoints()
+
+    def _confirm_stop_training(self, doing: str) -> bool:
+        """Before closing or switching projects while training runs: ask. The training is
+        stopped cleanly (its last.pt written) and can be resumed from the Train tab."""
+        if self.training is None or not self.training.is_running():
+            return True
+        answer = QMessageBox.question(
+            self, "Training is running",
+            f"A training run is in progress. Stop it and {doing}?\n\nIts last checkpoint is "
+            f"saved; the Train tab resumes it later.",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
+            QMessageBox.StandardButton.Cancel)
+        return answer == QMessageBox.StandardButton.Yes
 
     def ask_open_project(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Open project", str(self._start()))
@@ -199,6 +267,8 @@ class MainWindow(QMainWindow):
             self, "New project: choose an empty folder or the folder of your images",
             str(self._start()))
         if not folder:
+            return
+        if not self._confirm_stop_training("start a new project"):
             return
         try:
             project = Project.create(folder)
@@ -379,11 +449,17 @@ class MainWindow(QMainWindow):
         self.labeling.restore_layout(self.settings)
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt's name
+        if not self._confirm_stop_training("quit"):
+            event.ignore()
+            return
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.setValue("window/state", self.saveState())
         self.labeling.save_layout(self.settings)
         self.settings.sync()
         self.labeling.shutdown()
+        if self.training is not None:
+            self.training.shutdown()
+        self.inspector.shutdown()
         self.jobs.shutdown()
         if self.project is not None:
             self.project.close()

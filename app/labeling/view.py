@@ -80,6 +80,7 @@ class LabelingView(QWidget):
         self.autosave.timeout.connect(self.flush)
 
         self.actions: dict[str, QAction] = {}
+        self._active = True  # the view is the one shown (its actions act only then)
         self._make_actions()
 
         self.image_list.image_selected.connect(self.show_image)
@@ -149,7 +150,19 @@ class LabelingView(QWidget):
               lambda _checked=False, n=number: self.pick_class(n), [str(number)],
               f"Use class {number} (and give it to the selected box)")
 
+    def set_active(self, active: bool) -> None:
+        """Shown (True) or behind another tab (False): its keys and menu items must not
+        change images nobody is looking at."""
+        self._active = active
+        self._update_actions()
+
     def _update_actions(self, *_args: object) -> None:
+        if not self._active:
+            for action in self.actions.values():
+                action.setEnabled(False)
+            return
+        for action in self.actions.values():
+            action.setEnabled(True)
         has_image = self.editor is not None and self.editor.image_id is not None
         selected = self.canvas.selected is not None
         editor = self.editor

@@ -249,3 +249,17 @@ def test_export_through_the_dialog_writes_coco_that_reads_back(qtbot, window, tm
     back = read_annotations(out)
     assert back.box_count == sum(image.box_count for image in window.project.images())
     assert [c.name for c in back.categories] == list(CLASSES)
+
+
+def test_the_train_and_inspect_tabs_follow_the_project_and_the_image(qtbot, window):
+    assert [window.tabs.tabText(i) for i in range(3)] == ["Label", "Train", "Inspect"]
+    assert window.training.project_folder == window.project.folder
+    row = window.labeling.current_image()
+    window.tabs.setCurrentWidget(window.inspector)
+    # Labeling keys do nothing behind another tab.
+    assert not window.labeling.actions["next"].isEnabled()
+    assert window.inspector._image_path == row.file
+    assert window.inspector._boxes == [(b.x0, b.y0, b.x1, b.y1)
+                                       for b in window.labeling.editor.boxes]
+    window.tabs.setCurrentWidget(window.labeling)
+    assert window.labeling.actions["next"].isEnabled()
