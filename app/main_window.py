@@ -33,6 +33,7 @@ from engine.data.importing import import_annotations
 from engine.data.project import Project, ProjectError, split_assignment
 from engine.training.runs import list_runs
 
+from .export_model_dialog import ExportModelDialog
 from .inspector.view import InspectorView
 from .labeling.view import LabelingView
 from .project_dialogs import ExportDialog, ImportDialog, ReportDialog, SplitDialog
@@ -113,6 +114,7 @@ class MainWindow(QMainWindow):
             self._action("&Add images…", self.ask_add_images, "Ctrl+Shift+I"),
             self._action("&Import annotations…", self.ask_import, "Ctrl+I"),
             self._action("&Export annotations…", self.ask_export, "Ctrl+E"),
+            self._action("Export trained &model…", self.ask_export_model),
         ]
         file_menu.addActions(self.project_actions)
         file_menu.addSeparator()
@@ -362,6 +364,13 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(summary, 10000)
         self.last_report = ReportDialog("Export report", summary, entries, self)
         self.last_report.show()
+
+    def ask_export_model(self) -> None:
+        if self.project is None:
+            return
+        self.export_model_dialog = ExportModelDialog(self.checkpoints(), self,
+                                                     self.project.folder)
+        self.export_model_dialog.show()
 
     def ask_add_images(self) -> None:
         if self.project is None:
