@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import operator
 import os
 import warnings
 
@@ -32,6 +33,29 @@ OPSET = 18
 MIN_SIDE, MAX_SIDE = 16, 8192
 INPUT_NAMES = ["image"]
 OUTPUT_NAMES = ["boxes", "labels", "scores"]
+
+
+def _sym_float_as_double(self):
+    from onnxscript import DOUBLE
+    from onnxscript import opset18 as op
+
+    return op.Cast(self, to=DOUBLE.dtype)
+
+
+def _truediv_in_double(self, other):
+    from onnxscript import DOUBLE
+    from onnxscript import opset18 as op
+
+    return op.Div(op.Cast(self, to=DOUBLE.dtype), op.Cast(other, to=DOUBLE.dtype))
+
+
+# The resize's output size is floor(side * min(min_size / short, max_size / long)), which
+# PyTorch computes in double precision (Python floats). The exporter's own translation of
+# Python float arithmetic on sizes uses float32, where 198 * (224 / 198) is 223.99998: one
+# pixel short, and every detection moves. These two translations keep that arithmetic in
+# double; multiplication, min and floor follow their inputs' type.
+SIZE_ARITHMETIC_IN_DOUBLE = {torch.sym_float: _sym_float_as_double,
+                             operator.truediv: _truediv_in_double}
 
 
 def save_onnx(model: FasterRCNN, path: str | os.PathLike) -> None:
@@ -56,6 +80,7 @@ def save_onnx(model: FasterRCNN, path: str | os.PathLike) -> None:
                 deploy, (example,), dynamo=True, opset_version=OPSET,
                 dynamic_shapes=({1: height, 2: width},),
                 input_names=INPUT_NAMES, output_names=OUTPUT_NAMES, verbose=False,
+                custom_translation_table=SIZE_ARITHMETIC_IN_DOUBLE,
             )
             program.save(os.fspath(path), external_data=False)
     finally:
