@@ -26,6 +26,8 @@ class StageChart(pg.PlotWidget):
         self.hide()
 
     def show_chart(self, chart: Chart | None) -> None:
+        if chart == self.chart and (chart is None) == self.isHidden():
+            return  # e.g. a score-threshold change leaves a proposal's class scores as they were
         self.chart = chart
         self.clear()
         self._bars = None

@@ -222,8 +222,8 @@ def class_nms_scene(ctx: StageContext) -> Scene:
     scene.layers.append(BoxLayer(post.boxes[sets["suppressed_shown"]].numpy(), FADED, alpha=0.5,
                                  name="suppressed"))
     beyond, final = sets["beyond_shown"], sets["final_shown"].flip(0)
-    scene.layers += _class_layers(ctx, post.boxes[beyond], post.labels[beyond],
-                                  "kept beyond the limit", dashed=True, alpha=0.6)
+    scene.layers.append(BoxLayer(post.boxes[beyond].numpy(), FADED, dashed=True, alpha=0.5,
+                                 name="kept beyond the limit"))
     scene.layers += _class_layers(ctx, post.boxes[final], post.labels[final], "kept", width=2)
     scene.labels = _score_labels(ctx, post.boxes, post.labels, post.scores, post.final)
     selection = valid_selection(ctx.selection, "candidate", post.scores.numel())
@@ -235,6 +235,8 @@ def class_nms_scene(ctx: StageContext) -> Scene:
         scene.info = paragraph("Click a grey box to see which detection suppressed it and "
                                "their IoU; click a coloured one to see what it suppressed.")
     scene.legend = [*_class_legend(ctx), LegendEntry(FADED, "suppressed"),
+                    LegendEntry(FADED, f"kept, beyond the {post.detections_per_img} detections",
+                                "dashed"),
                     LegendEntry(SUPPRESSOR, "the suppressor of the clicked box")]
     scene.caption = [
         f"5c · NMS within each class at IoU {post.nms_thresh:g}: {int(post.nms_kept.sum())} of "

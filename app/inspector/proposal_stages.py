@@ -173,8 +173,8 @@ def rpn_nms_scene(ctx: StageContext) -> Scene:
     scene = Scene()
     scene.layers.append(BoxLayer(rpn.boxes[sets["suppressed_shown"]].numpy(), FADED, alpha=0.45,
                                  name="suppressed"))
-    scene.layers += _by_level_layers(trace, sets["beyond_shown"], "kept beyond the top-k",
-                                     dashed=True, alpha=0.6)
+    scene.layers.append(BoxLayer(rpn.boxes[sets["beyond_shown"]].numpy(), FADED, dashed=True,
+                                 alpha=0.45, name="kept beyond the top-k"))
     scene.layers += _by_level_layers(trace, sets["final_shown"].flip(0), "proposals")
     selection = valid_selection(ctx.selection, "rpn", rpn.boxes.shape[0])
     scene.info = paragraph("Click a grey box to see which proposal suppressed it and their "
@@ -185,8 +185,8 @@ def rpn_nms_scene(ctx: StageContext) -> Scene:
                        final_rank=_rank(rpn.final, selection.index))
     scene.legend = [*_level_legend(trace),
                     LegendEntry(FADED, "suppressed by NMS"),
-                    LegendEntry(level_colour(0), f"kept, beyond the top {rpn.post_nms_top_n}",
-                                "dashed")]
+                    LegendEntry(FADED, f"kept, beyond the top {rpn.post_nms_top_n}", "dashed"),
+                    LegendEntry(SUPPRESSOR, "the suppressor of the clicked box")]
     scene.caption = [
         f"3b · NMS within each level at IoU {rpn.nms_thresh:g}: {int(rpn.nms_kept.sum())} of "
         f"{int(rpn.valid.sum())} kept, {suppressed.numel()} suppressed; the best "
@@ -214,8 +214,8 @@ def _nms_selection(scene: Scene, trace: Trace, stage, index: int, threshold: flo
         iou = resized_iou(trace, boxes[index], boxes[suppressor])
         scene.layers.append(BoxLayer(boxes[suppressor][None].numpy(), SUPPRESSOR, width=3,
                                      name="suppressor"))
-        scene.layers.append(BoxLayer(boxes[index][None].numpy(), MISSED, width=2, dashed=True,
-                                     name="selected"))
+        scene.layers.append(BoxLayer(boxes[index][None].numpy(), HIGHLIGHT, width=2.5,
+                                     dashed=True, name="selected"))
         scene.info = title(heading) + paragraph(
             f"suppressed by candidate {suppressor} (yellow), same {group_word}, score "
             f"{float(scores[suppressor]):.3f}:",

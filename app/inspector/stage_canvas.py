@@ -53,6 +53,8 @@ class StageCanvas(QWidget):
         self._scene: Scene | None = None
         self._prepared: list[tuple[object, list]] = []
         self._heat_image: QImage | None = None
+        self._scaled: QImage | None = None
+        self._scaled_for: tuple | None = None
         self._zoom = 1.0
         self._offset = QPointF(0.0, 0.0)  # widget position of image pixel (0, 0)
         self._fitted = True
@@ -111,6 +113,17 @@ class StageCanvas(QWidget):
         x, y = self.widget_to_image(around)
         self._zoom = min(max(self._zoom * factor, MIN_ZOOM), MAX_ZOOM)
         self._offset = QPointF(around.x() - x * self._zoom, around.y() - y * self._zoom)
+        self._fitted = False
+        self.update()
+        self.view_changed.emit()
+
+    def show_rect(self, x0: float, y0: float, x1: float, y1: float) -> None:
+        """Zoom and pan so that the image rectangle fills the widget (centred)."""
+        width, height = max(x1 - x0, 1e-3), max(y1 - y0, 1e-3)
+        self._zoom = min(max(min(self.width() / width, self.height() / height), MIN_ZOOM),
+                         MAX_ZOOM)
+        self._offset = QPointF(self.width() / 2 - (x0 + x1) / 2 * self._zoom,
+                               self.height() / 2 - (y0 + y1) / 2 * self._zoom)
         self._fitted = False
         self.update()
         self.view_changed.emit()
@@ -193,10 +206,9 @@ class StageCanvas(QWidget):
             painter.drawText(QRectF(0, 0, self.width(), self.height()),
                              Qt.AlignmentFlag.AlignCenter, "No image")
             return
+        self._paint_image(painter)
         transform = QTransform(self._zoom, 0, 0, self._zoom, self._offset.x(), self._offset.y())
         painter.setTransform(transform)
-        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, self._zoom < 1)
-        painter.drawImage(QPointF(0, 0), self._image)
         scene = self._scene
         if scene is not None:
             if self._heat_image is not None:
@@ -204,12 +216,35 @@ class StageCanvas(QWidget):
                 painter.drawImage(QRectF(*_rect(scene.heatmap.rect)), self._heat_image)
             if scene.lattice is not None:
                 self._paint_lattice(painter, scene)
-            painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
             for layer, items in self._prepared:
+                # Axis-aligned boxes and grid lines look the same without antialiasing, which
+                # costs several times more (dashed outlines most); round dots need it.
+                painter.setRenderHint(QPainter.RenderHint.Antialiasing,
+                                      isinstance(layer, PointLayer))
                 _paint_layer(painter, layer, items)
         painter.resetTransform()
         if scene is not None:
             self._paint_labels(painter, scene)
+
+    def _paint_image(self, painter: QPainter) -> None:
+        """The image at the current zoom. Zoomed out, a copy smoothly scaled once per zoom is
+        drawn: scaling a 12-megapixel photo on every repaint would cost more than a rerun."""
+        image = self._image
+        if self._zoom >= 1:
+            painter.setTransform(QTransform(self._zoom, 0, 0, self._zoom, self._offset.x(),
+                                            self._offset.y()))
+            painter.drawImage(QPointF(0, 0), image)
+            painter.resetTransform()
+            return
+        size = (max(1, round(image.width() * self._zoom)),
+                max(1, round(image.height() * self._zoom)))
+        if self._scaled is None or self._scaled_for != (id(image), size):
+            self._scaled = image.scaled(*size, Qt.AspectRatioMode.IgnoreAspectRatio,
+                                        Qt.TransformationMode.SmoothTransformation)
+            self._scaled_for = (id(image), size)
+        painter.drawImage(QRectF(self._offset.x(), self._offset.y(),
+                                 image.width() * self._zoom, image.height() * self._zoom),
+                          self._scaled)
 
     def _paint_lattice(self, painter: QPainter, scene: Scene) -> None:
         lattice = scene.lattice

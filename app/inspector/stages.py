@@ -70,8 +70,22 @@ def neighbour(key: str, trace: Trace | None, step: int) -> str:
     return keys[position]
 
 
+# Layers about the clicked item; when there is one, every other layer is dimmed so that it
+# stands out of hundreds of boxes.
+FOCUS_LAYERS = frozenset({
+    "selected", "suppressor", "removed by selected", "anchor", "its proposal", "refined",
+    "roi bins", "roi samples", "feature positions", "best proposal", "cell centre",
+})
+DIMMED_ALPHA = 0.3
+
+
 def build_scene(key: str, ctx: StageContext) -> Scene:
-    return stage(key).build(ctx)
+    scene = stage(key).build(ctx)
+    if any(layer.name == "selected" for layer in scene.layers):
+        for layer in scene.layers:
+            if layer.name not in FOCUS_LAYERS:
+                layer.alpha *= DIMMED_ALPHA
+    return scene
 
 
 def select_at(key: str, ctx: StageContext, x: float, y: float) -> Selection | None:

@@ -56,6 +56,7 @@ from .stages import (
     SELECTION_DEPENDS_ON,
     STAGES,
     Classes,
+    Selection,
     StageContext,
     ViewOptions,
     available_stages,
@@ -375,6 +376,24 @@ class InspectorView(QWidget):
                 self.stage_list.setCurrentRow(row)
                 return
 
+    def set_selection(self, selection: Selection | None) -> None:
+        """Select an item of the current stage as a click on it would (None: the default)."""
+        if selection is None:
+            self._selections.pop(self._stage_key, None)
+        else:
+            self._selections[self._stage_key] = selection
+        self.refresh()
+
+    def set_option(self, name: str, value) -> None:
+        """Set a :class:`~app.inspector.stages.ViewOptions` field through its widget."""
+        widget = self._option_widgets[name][0]
+        if isinstance(widget, QCheckBox):
+            widget.setChecked(bool(value))
+        elif isinstance(widget, QSpinBox):
+            widget.setValue(int(value))
+        else:  # the level combos: "level" counts from 0, "level_filter" from -1 (all)
+            widget.setCurrentIndex(int(value) + (1 if name == "level_filter" else 0))
+
     def step(self, direction: int) -> None:
         """The next (+1) or previous (-1) available stage."""
         self.set_stage(neighbour(self._stage_key, self._trace, direction))
@@ -638,14 +657,8 @@ class InspectorView(QWidget):
         self.refresh()
 
     def _canvas_clicked(self, x: float, y: float) -> None:
-        if self._trace is None:
-            return
-        selection = select_at(self._stage_key, self._context(), x, y)
-        if selection is None:
-            self._selections.pop(self._stage_key, None)
-        else:
-            self._selections[self._stage_key] = selection
-        self.refresh()
+        if self._trace is not None:
+            self.set_selection(select_at(self._stage_key, self._context(), x, y))
 
     def _view_moved(self) -> None:
         pass  # labels are placed at paint time; nothing to rebuild

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import QPoint, QPointF, Qt
-from PySide6.QtGui import QColor, QImage
+from PySide6.QtGui import QColor, QImage, QPainter
 from PySide6.QtTest import QTest
 
 from app.inspector.scene import BoxLayer, Heatmap, Scene, TextLabel
@@ -79,3 +79,27 @@ def test_layers_heat_and_labels_are_painted_where_they_belong(qtbot):
     assert QColor(picture.pixel(cold)).name() == "#808080"
     canvas.set_scene(None)
     assert QColor(canvas.grab().toImage().pixel(edge)).name() == "#808080"
+
+
+def test_show_rect_fills_the_widget_with_that_part_of_the_image(qtbot):
+    canvas = _canvas(qtbot)
+    canvas.show_rect(10.0, 10.0, 50.0, 30.0)  # 40x20 into 400x300: zoom 10
+    assert canvas.zoom == 10.0
+    centre = canvas.image_to_widget(30.0, 20.0)
+    assert (centre.x(), centre.y()) == (200.0, 150.0)
+
+
+def test_a_large_image_zoomed_out_is_drawn_where_its_pixels_belong(qtbot):
+    canvas = _canvas(qtbot)
+    image = QImage(2000, 1000, QImage.Format.Format_RGB888)
+    image.fill(QColor("#808080"))
+    painter = QPainter(image)
+    painter.fillRect(1000, 200, 400, 400, QColor("#ff0000"))
+    painter.end()
+    canvas.set_image(image)
+    assert canvas.zoom < 1
+    picture = canvas.grab().toImage()
+    assert QColor(picture.pixel(canvas.image_to_widget(1200, 400).toPoint())).name() == "#ff0000"
+    assert QColor(picture.pixel(canvas.image_to_widget(500, 400).toPoint())).name() == "#808080"
+    outside = canvas.image_to_widget(1000, -30).toPoint()
+    assert QColor(picture.pixel(outside)).name() == "#202020"

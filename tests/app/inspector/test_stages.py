@@ -190,3 +190,13 @@ def test_a_selection_from_an_older_trace_is_ignored_not_an_error(demo_trace):
     assert np.asarray(build_scene("roi-levels", _ctx(
         demo_trace, selection=Selection("proposal", 10**6))).layer("selected").boxes).shape == (
         1, 4)
+
+
+def test_with_a_selection_everything_else_is_dimmed(demo_trace):
+    plain = build_scene("class-scores", _ctx(demo_trace, selection=None))
+    assert plain.layer("proposals").alpha < 1  # the default selection: the most confident
+    chosen = build_scene("class-scores", _ctx(demo_trace, selection=Selection("proposal", 1)))
+    assert chosen.layer("selected").alpha == 1.0
+    assert chosen.layer("proposals").alpha == pytest.approx(0.3 * 0.3)
+    nothing = build_scene("proposals", _ctx(demo_trace))
+    assert {layer.alpha for layer in nothing.layers} == {1.0}
