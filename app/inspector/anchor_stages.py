@@ -196,7 +196,7 @@ def matching_scene(ctx: StageContext) -> Scene:
         scene.labels.append(TextLabel(
             float(boxes[row][0]), float(boxes[row][3]),
             f"{_target_name(ctx, row)} {float(matching.box_best_iou[row]):.2f}",
-            MISSED if row in uncovered else FOUND))
+            MISSED if row in uncovered else FOUND, focus=True))
     selection = ctx.selection
     if valid_selection(selection, "anchor", trace.num_anchors):
         scene.layers.append(BoxLayer(anchors[selection.index][None].numpy(), HIGHLIGHT,

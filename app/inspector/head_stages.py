@@ -96,7 +96,7 @@ def box_head_scene(ctx: StageContext) -> Scene:
                                      dashed=True, name="refined"))
         scene.labels.append(TextLabel(float(refined[0]), float(refined[1]),
                                       f"{ctx.classes.name(best)} {float(probs[best]):.2f}",
-                                      ctx.classes.colour(best)))
+                                      ctx.classes.colour(best), focus=True))
         names = ["background"] + [ctx.classes.name(c) for c in range(1, trace.num_classes)]
         colours = [FADED] + [ctx.classes.colour(c) for c in range(1, trace.num_classes)]
         scene.chart = Chart("bars", f"Proposal {index}: class probabilities", ["bg", *names[1:]],
@@ -282,14 +282,14 @@ def detections_scene(ctx: StageContext) -> Scene:
             box = trace.target_boxes[item.index]
             scene.labels.append(TextLabel(float(box[0]), float(box[3]),
                                           f"missed {ctx.classes.name(item.label)}: "
-                                          f"{item.stage}", MISSED))
+                                          f"{item.stage}", MISSED, focus=True))
     left_out = ctx.ground_truth.left_out if ctx.ground_truth is not None else []
     if left_out:
         scene.layers.append(BoxLayer(np.array([b.box for b in left_out]), FADED, width=2,
                                      dashed=True, name="ground truth not used"))
         for entry in left_out:
             scene.labels.append(TextLabel(entry.box[0], entry.box[3],
-                                          f"{entry.name} (not used)", FADED))
+                                          f"{entry.name} (not used)", FADED, focus=True))
     selection = ctx.selection
     if trace.target_boxes is not None and valid_selection(selection, "target",
                                                           trace.target_boxes.shape[0]):
@@ -338,9 +338,10 @@ def _explain_one(ctx: StageContext, scene: Scene, item) -> str:
     if item.best_candidate >= 0:
         lines.append(f"best candidate of its class: {item.best_candidate} score "
                      f"{float(trace.postprocess.scores[item.best_candidate]):.2f}")
-    if item.other_class >= 0:
-        lines.append(f"a detection of another class covers it: "
-                     f"{ctx.classes.name(item.other_class)}")
+    if item.other_detection >= 0:
+        score = float(trace.detections.scores[item.other_detection])
+        lines.append(f"a detection of another class covers it too: detection "
+                     f"{item.other_detection}, {ctx.classes.name(item.other_class)} {score:.2f}")
     verdict = FOUND if item.stage == "detected" else MISSED
     return (title(f"{ctx.classes.name(item.label)} box {item.index}, {box_size(box)}")
             + f"<p style='color:{verdict}'>{item.reason}</p>" + paragraph(*lines))

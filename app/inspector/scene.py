@@ -114,12 +114,15 @@ class Lattice:
 @dataclass
 class TextLabel:
     """``text`` with its top left at image point (x, y) (nudged on screen to stay inside the
-    view), on a dark tag, in ``colour``."""
+    view), on a dark tag, in ``colour``. ``focus``: about the selected item or a labelled box,
+    so never dimmed."""
 
     x: float
     y: float
     text: str
     colour: str = "#ffffff"
+    alpha: float = 1.0
+    focus: bool = False
 
 
 @dataclass

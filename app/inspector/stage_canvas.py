@@ -276,8 +276,10 @@ class StageCanvas(QWidget):
             # Keep the tag inside the widget.
             rect.moveLeft(min(max(rect.left(), 0), max(0, self.width() - rect.width())))
             rect.moveTop(min(max(rect.top(), 0), max(0, self.height() - rect.height())))
-            painter.fillRect(rect, QColor(0, 0, 0, 190))
-            painter.setPen(QColor(label.colour))
+            painter.fillRect(rect, QColor(0, 0, 0, round(190 * label.alpha)))
+            colour = QColor(label.colour)
+            colour.setAlphaF(max(0.0, min(1.0, label.alpha)))
+            painter.setPen(colour)
             painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, label.text)
 
 

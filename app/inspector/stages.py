@@ -70,12 +70,14 @@ def neighbour(key: str, trace: Trace | None, step: int) -> str:
     return keys[position]
 
 
-# Layers about the clicked item; when there is one, every other layer is dimmed so that it
+# Layers about the clicked item, and the labelled boxes (few, and what everything is compared
+# with); when an item is selected, every other layer and the score labels are dimmed so that it
 # stands out of hundreds of boxes.
 FOCUS_LAYERS = frozenset({
     "selected", "suppressor", "removed by selected", "anchor", "its proposal", "refined",
     "roi bins", "roi samples", "feature positions", "best proposal", "cell centre",
 })
+KEPT_BRIGHT_PREFIXES = ("target", "ground truth")
 DIMMED_ALPHA = 0.3
 
 
@@ -83,8 +85,12 @@ def build_scene(key: str, ctx: StageContext) -> Scene:
     scene = stage(key).build(ctx)
     if any(layer.name == "selected" for layer in scene.layers):
         for layer in scene.layers:
-            if layer.name not in FOCUS_LAYERS:
+            if layer.name not in FOCUS_LAYERS and not layer.name.startswith(
+                    KEPT_BRIGHT_PREFIXES):
                 layer.alpha *= DIMMED_ALPHA
+        for label in scene.labels:
+            if not label.focus:
+                label.alpha *= DIMMED_ALPHA
     return scene
 
 

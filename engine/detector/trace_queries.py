@@ -193,9 +193,9 @@ class TargetExplanation:
     best probability the box head gives its class on a proposal covering it (IoU >= 0.5);
     ``best_candidate``: the best-scoring candidate of its class covering it after the score
     threshold (-1 when none); ``detection`` / ``detection_iou``: the detection of its class
-    covering it most (-1 when none); ``other_class``: the label of a detection of another
-    class covering it, else -1. ``stage`` names where it was lost (or ``"detected"``), and
-    ``reason`` says it in a sentence.
+    covering it most (-1 when none); ``other_detection`` / ``other_class``: the best-scoring
+    detection of another class covering it and its label (-1 when none). ``stage`` names where
+    it was lost (or ``"detected"``), and ``reason`` says it in a sentence.
     """
 
     index: int
@@ -207,6 +207,7 @@ class TargetExplanation:
     best_candidate: int
     detection: int
     detection_iou: float
+    other_detection: int
     other_class: int
     stage: str
     reason: str
@@ -267,8 +268,9 @@ def explain_targets(trace: Trace, cover_iou: float = COVER_IOU) -> list[TargetEx
             detection, det_iou = -1, 0.0
         other = (detections.labels != label) & (detection_iou[index] >= cover_iou) \
             if detection_iou.shape[1] else torch.zeros(0, dtype=torch.bool)
-        other_class = int(detections.labels[torch.where(other)[0][0]]) if bool(other.any()) \
-            else -1
+        # Detections are in decreasing score: the first covering one is the best.
+        other_detection = int(torch.where(other)[0][0]) if bool(other.any()) else -1
+        other_class = int(detections.labels[other_detection]) if other_detection >= 0 else -1
         if detection >= 0:
             stage = "detected"
             score = float(detections.scores[detection])
@@ -292,7 +294,8 @@ def explain_targets(trace: Trace, cover_iou: float = COVER_IOU) -> list[TargetEx
             index=index, label=label, best_anchor_iou=best_anchor, best_proposal=best_proposal,
             best_proposal_iou=best_proposal_iou, class_prob=class_prob,
             best_candidate=best_candidate, detection=detection, detection_iou=det_iou,
-            other_class=other_class, stage=stage, reason=reason,
+            other_detection=other_detection, other_class=other_class, stage=stage,
+            reason=reason,
         ))
     return explanations
 

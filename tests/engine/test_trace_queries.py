@@ -150,6 +150,13 @@ def test_a_detection_on_the_box_makes_it_detected_and_nothing_covering_it_loses_
     found, missed = explain_targets(trace)
     assert found.stage == "detected" and found.detection == 0
     assert found.detection_iou == pytest.approx(1.0)
+    # Another class's detection on the same spot, if any, is named with its label.
+    others = torch.where(traced.detections.labels != label)[0]
+    covering = [int(i) for i in others
+                if float(box_iou(detected_box[None], traced.detections.boxes[i][None])) >= 0.5]
+    assert found.other_detection == (covering[0] if covering else -1)
+    if covering:
+        assert found.other_class == int(traced.detections.labels[covering[0]])
     assert found.best_candidate == first
     assert missed.stage in {"anchors", "proposals"}
     assert missed.best_proposal_iou < 0.5 and "no proposal covers it" in missed.reason
