@@ -81,6 +81,8 @@ def export_model(
                           f"{out / ('model' + _SUFFIXES[format])}")
     say(f"loading {checkpoint}")
     loaded = _load(checkpoint)
+    exporter = _EXPORTERS[format]
+    exporter.check(loaded, checkpoint)
     pictures = _verification_images(images, loaded) if verify else []
 
     card_path = model_card.card_path_for(out)
@@ -89,7 +91,6 @@ def export_model(
     out.parent.mkdir(parents=True, exist_ok=True)
     try:
         say(f"exporting as {format}")
-        exporter = _EXPORTERS[format]
         interface, loading = exporter.write(loaded, checkpoint, partial, out.name)
         verification = None
         if verify:
@@ -208,13 +209,19 @@ class _Torchvision:
         return f"torchvision {torchvision.__version__} FasterRCNN"
 
     @staticmethod
+    def check(loaded: LoadedDetector, checkpoint: Path) -> None:
+        from .torchvision_format import torchvision_recipe
+
+        try:
+            torchvision_recipe(loaded.model)
+        except ExportError as error:
+            raise ExportError(f"{checkpoint}: {error}") from error
+
+    @staticmethod
     def write(loaded: LoadedDetector, checkpoint: Path, path: Path, file_name: str):
         from .torchvision_format import loading_code, save_torchvision
 
-        try:
-            recipe = save_torchvision(loaded.model, path)
-        except ExportError as error:
-            raise ExportError(f"{checkpoint}: {error}") from error
+        recipe = save_torchvision(loaded.model, path)
         interface = {
             "input": {
                 "what": "a list of images, each float32 (3, H, W), RGB, values in [0, 1], "
@@ -257,6 +264,10 @@ class _TorchScript:
     suffix = ".ts"
 
     @staticmethod
+    def check(loaded: LoadedDetector, checkpoint: Path) -> None:
+        """Every backbone exports in this format."""
+
+    @staticmethod
     def runtime() -> str:
         return f"TorchScript, torch {torch.__version__}"
 
@@ -270,7 +281,8 @@ class _TorchScript:
                     f"model = torch.jit.load({file_name!r})\n"
                     "boxes, labels, scores = model(image)",
             "needs": "torch and torchvision (not this program)",
-            "device": "saved for the CPU; model.to('cuda') moves it, with the image",
+            "device": "saved for the CPU; model.to('cuda') with the image on the GPU is meant "
+                      "to work but has not been tested",
         }
         return {"input": _IMAGE_INPUT, "output": _TUPLE_OUTPUT}, loading
 
@@ -290,6 +302,10 @@ class _TorchScript:
 
 class _Onnx:
     suffix = ".onnx"
+
+    @staticmethod
+    def check(loaded: LoadedDetector, checkpoint: Path) -> None:
+        """Every backbone exports in this format."""
 
     @staticmethod
     def runtime() -> str:

@@ -17,13 +17,15 @@ for operation, written with what the export tools accept: plain tensors and ints
 dataclasses, no recorder, one image instead of a list. ``engine/detector`` stays as it is;
 these workarounds live here. The tests compare its detections with the model's.
 
-Two hooks differ between the targets: :meth:`DeployDetector._resized_size` and
-:meth:`_top_k_count` compute sizes from the image's shape with Python ints (TorchScript, and
-eager), while :class:`SymbolicDeployDetector` uses ``torch.sym_*`` functions so that
-``torch.export`` keeps the image size symbolic (an ONNX graph for any size); and the class-wise
-NMS, which is torchvision's ``batched_nms`` (as in the model) for TorchScript and an explicit
-loop over groups for ``torch.export`` (torchvision's chooses its algorithm by a size test that
-``torch.export`` cannot decide for a data-dependent size).
+Three hooks differ between the targets. :meth:`DeployDetector._resized_size` and
+:meth:`DeployDetector._top_k_count` compute sizes from the image's shape with Python numbers
+(TorchScript, and eager), while :class:`SymbolicDeployDetector` uses ``torch.sym_*`` functions
+so that ``torch.export`` keeps the image size symbolic (an ONNX graph for any size). The
+class-wise NMS is torchvision's ``batched_nms`` (as in the model) for TorchScript, and an
+explicit loop over groups for ``torch.export``: torchvision's picks its algorithm by a size
+test that ``torch.export`` cannot decide for a data-dependent size.
+
+No ``from __future__ import annotations`` here: TorchScript's compiler reads the annotations.
 """
 
 import copy
@@ -175,10 +177,11 @@ class DeployDetector(nn.Module):
         boxes, labels, scores = self._detect(features, proposals, resized_h, resized_w)
 
         # transform.resize_boxes: ratios as float32 tensors, then clip to the original image.
-        ratio_h = torch.tensor(height, dtype=torch.float32) / torch.tensor(
-            resized_h, dtype=torch.float32)
-        ratio_w = torch.tensor(width, dtype=torch.float32) / torch.tensor(
-            resized_w, dtype=torch.float32)
+        device = boxes.device
+        ratio_h = torch.tensor(height, dtype=torch.float32, device=device) / torch.tensor(
+            resized_h, dtype=torch.float32, device=device)
+        ratio_w = torch.tensor(width, dtype=torch.float32, device=device) / torch.tensor(
+            resized_w, dtype=torch.float32, device=device)
         ratios = torch.stack((ratio_w, ratio_h, ratio_w, ratio_h))
         boxes = _clip(boxes * ratios, height, width)
         return boxes, labels, scores

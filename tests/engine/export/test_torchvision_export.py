@@ -97,7 +97,7 @@ def test_efficientnet_lite0_is_refused_naming_the_file_and_the_supported_backbon
     trained_checkpoint, tmp_path
 ):
     checkpoint, _ = trained_checkpoint
-    out = tmp_path / "model.pt"
+    out = tmp_path / "exports" / "model.pt"
     with pytest.raises(ExportError) as error:
         export_model(checkpoint, "torchvision", out)
     message = str(error.value)
