@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from engine import build_model
+from engine.export.api import generated_picture
 from engine.export.compare import compare_detections
 from engine.export.deploy import DeployDetector, SymbolicDeployDetector, inference_copy
 
@@ -74,3 +75,9 @@ def test_resized_size_as_pytorch_computes_it_in_double_precision(lite0):
         assert module._resized_size(233, 198) == (263, 224)
         assert module._resized_size(205, 320) == (205, 320)  # the long side limits
         assert module._resized_size(40, 60) == (213, 320)
+
+
+def test_generated_picture_is_fixed_and_differs_from_the_input_size():
+    first, second = generated_picture(224), generated_picture(224)
+    assert first.shape == (3, 231, 339) and torch.equal(first, second)
+    assert float(first.min()) >= 0.0 and float(first.max()) <= 1.0
