@@ -91,22 +91,23 @@ def overlay_boxes(image: ImageErrors, kind: str, names: dict[int, str]) -> list[
     return boxes
 
 
-def draw_overlay(image: QImage, boxes: list[OverlayBox]) -> QImage:
-    """A copy of ``image`` with ``boxes`` drawn and tagged."""
+def draw_overlay(image: QImage, boxes: list[OverlayBox], scale: float = 1.0) -> QImage:
+    """A copy of ``image`` with ``boxes`` drawn and tagged; ``scale``: image pixels per box
+    coordinate unit (the image shown at another size than the boxes were found on). Lines and
+    tags keep their size in screen pixels."""
     canvas = image.convertToFormat(QImage.Format.Format_RGB32)
     painter = QPainter(canvas)
     painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-    width = max(2.0, canvas.width() / 300)
     font = QFont()
-    font.setPixelSize(max(11, round(canvas.width() / 45)))
+    font.setPixelSize(11)
     painter.setFont(font)
     for item in boxes:
         colour = QColor(COLORS[item.kind])
-        pen = QPen(colour, width)
+        pen = QPen(colour, 2.0)
         if item.kind == "missed":
             pen.setStyle(Qt.PenStyle.DashLine)
         painter.setPen(pen)
-        x0, y0, x1, y1 = item.box
+        x0, y0, x1, y1 = (value * scale for value in item.box)
         painter.drawRect(QRectF(x0, y0, x1 - x0, y1 - y0))
         # The tag above the box (inside it when the box touches the top), on its colour.
         tag = QRectF(painter.fontMetrics().boundingRect(item.text)).adjusted(-3, -1, 3, 1)
@@ -138,7 +139,8 @@ class EvaluationView(QWidget):
         self.runner = runner or TaskRunner(self, name="evaluation")
         self._task: Task | None = None
         self._image_task: Task | None = None
-        self._image: QImage | None = None
+        self._image: QImage | None = None  # what the picture shows, boxes drawn
+        self._source: tuple[ImageErrors, QImage] | None = None  # the image as loaded
 
         self.title = QLabel("Select a run with a checkpoint, then Evaluate.")
         self.title.setWordWrap(True)
@@ -224,7 +226,7 @@ class EvaluationView(QWidget):
         self.analysis = None
         self.table.setRowCount(0)
         self.images.clear()
-        self._image = None
+        self._image = self._source = None
         self.picture.setPixmap(QPixmap())
         self.picture.setText("")
         self.title.setText(
@@ -362,7 +364,7 @@ class EvaluationView(QWidget):
             self.images.setCurrentRow(row_to_select)
             self._show_image(row_to_select)
         else:
-            self._image = None
+            self._image = self._source = None
             self.picture.setPixmap(QPixmap())
             self.picture.setText("No image matches this filter.")
 
@@ -379,15 +381,20 @@ class EvaluationView(QWidget):
 
     def _draw(self, image: ImageErrors, qimage: QImage) -> None:
         self._image_task = None
-        names = {c.class_id: c.name for c in self.analysis.classes}
-        self._image = draw_overlay(qimage, overlay_boxes(image, self.filter_kind(), names))
+        self._source = (image, qimage)
         self._fit_picture()
 
     def _fit_picture(self) -> None:
-        if self._image is not None:
-            self.picture.setPixmap(QPixmap.fromImage(self._image).scaled(
-                self.picture.size(), Qt.AspectRatioMode.KeepAspectRatio,
-                Qt.TransformationMode.SmoothTransformation))
+        """Draw the shown image at the picture's size, its boxes over it at that scale."""
+        if self._source is None or self.analysis is None:
+            return
+        image, qimage = self._source
+        scaled = qimage.scaled(self.picture.size(), Qt.AspectRatioMode.KeepAspectRatio,
+                               Qt.TransformationMode.SmoothTransformation)
+        names = {c.class_id: c.name for c in self.analysis.classes}
+        boxes = overlay_boxes(image, self.filter_kind(), names)
+        self._image = draw_overlay(scaled, boxes, scaled.width() / max(1, qimage.width()))
+        self.picture.setPixmap(QPixmap.fromImage(self._image))
 
     def resizeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
         super().resizeEvent(event)

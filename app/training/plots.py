@@ -114,6 +114,7 @@ class TrainingPlots(QWidget):
         plot.showGrid(x=True, y=True, alpha=0.2)
         plot.addLegend(offset=(-10, 10))
         plot.setMinimumHeight(140)
+        plot.setLimits(xMin=0)  # steps and epochs count from 1
         return plot
 
     def add_event(self, event: dict) -> None:

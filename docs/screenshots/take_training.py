@@ -52,6 +52,28 @@ def settle(app: QApplication, seconds: float = 0.5) -> None:
         time.sleep(0.02)
 
 
+def evaluation_shot(app: QApplication, view: TrainingView, out: Path) -> None:
+    """The selected run's evaluation, images with errors, one with a missed box if any."""
+    view.tabs.setCurrentWidget(view.evaluation)
+    evaluation = view.evaluation
+    evaluation.evaluate()
+    wait_until(app, lambda: evaluation.analysis is not None, 600, "the evaluation")
+    evaluation.set_filter("errors")
+    rows = [evaluation.images.item(i).text() for i in range(evaluation.images.count())]
+
+    def false_positives(text: str) -> int:
+        words = text.split()
+        return int(words[words.index("FP,") - 1]) if "FP," in words else 0
+
+    # An image with a missed box and as few false positives as there are: readable.
+    with_missed = sorted((false_positives(text), i) for i, text in enumerate(rows)
+                         if "missed" in text)
+    evaluation.images.setCurrentRow(with_missed[0][1] if with_missed else 0)
+    wait_until(app, lambda: evaluation._image is not None, 60, "an image")
+    settle(app)
+    view.grab().save(str(out / "training-evaluation.png"))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent)
@@ -59,8 +81,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--images", type=int, default=40)
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--size", type=int, default=192, help="image size (min_size)")
+    parser.add_argument("--evaluation-only", type=Path, metavar="PROJECT",
+                        help="only the evaluation shot, of PROJECT's newest finished run")
     args = parser.parse_args(argv)
     app = QApplication.instance() or QApplication(sys.argv[:1])
+    args.out.mkdir(parents=True, exist_ok=True)
+    if args.evaluation_only:
+        view = TrainingView(args.evaluation_only)
+        view.resize(*SIZE)
+        view.show()
+        finished = [run for run in view.runs_list.runs if run.state == "finished"]
+        if finished:
+            view.runs_list.select(finished[0].folder)
+        try:
+            evaluation_shot(app, view, args.out)
+        finally:
+            view.shutdown()
+        return 0
     work = args.keep or Path(tempfile.mkdtemp(prefix="frcnn-shots-"))
     project = write_demo_project(work / "demo", count=args.images)
     view = TrainingView(project)
@@ -74,7 +111,6 @@ def main(argv: list[str] | None = None) -> int:
     # As resources/configs/demo-cpu.json: smaller RPN and box-head samples, fast on a CPU.
     form.overrides = {"detector": {"rpn_batch_size_per_image": 128,
                                    "box_batch_size_per_image": 128}, "training": {}}
-    args.out.mkdir(parents=True, exist_ok=True)
     try:
         view.start()
         wait_until(app, lambda: len(view.plots.data.epochs) >= 3, 3600, "three evaluations")
@@ -88,13 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         settle(app)
         view.grab().save(str(args.out / "training-finished.png"))
 
-        view.tabs.setCurrentWidget(view.evaluation)
-        view.evaluation.evaluate()
-        wait_until(app, lambda: view.evaluation.analysis is not None, 600, "the evaluation")
-        view.evaluation.set_filter("errors")
-        wait_until(app, lambda: view.evaluation._image is not None, 60, "an image")
-        settle(app)
-        view.grab().save(str(args.out / "training-evaluation.png"))
+        evaluation_shot(app, view, args.out)
 
         view.tabs.setCurrentWidget(view.plots)
         form.epochs.setValue(50)
