@@ -23,9 +23,10 @@ DEFAULT_BACKBONE = "efficientnet_lite0"
 @dataclass
 class TrainingJob:
     """``project``: the project folder; ``out``: the run folder; ``weights``: "imagenet",
-    "coco", "none" or a weights file; ``resume``: a checkpoint to continue (its own settings
-    win); ``detector`` and ``training``: :class:`DetectorConfig` and :class:`TrainSettings`
-    fields (missing ones take their defaults; the backbone defaults to EfficientNet-Lite0)."""
+    "coco", "none" or a weights file; ``resume``: a checkpoint to continue (its saved training
+    settings, except its step limit, under those ``training`` names); ``detector`` and
+    ``training``: :class:`DetectorConfig` and :class:`TrainSettings` fields (missing ones take
+    their defaults; the backbone defaults to EfficientNet-Lite0)."""
 
     project: str
     out: str
@@ -55,9 +56,12 @@ def make_trainer(job: TrainingJob, report: Report | None = None,
                  control: Control | None = None) -> Trainer:
     training = dict(job.training)
     if job.resume:
-        # A resumed run keeps its recipe; what the job names (more epochs, say) wins.
+        # A resumed run keeps its recipe; what the job names (more epochs, say) wins. The step
+        # limit is not part of the recipe but of the job that stopped there: carried over, it
+        # would end the resumed run after one more step. Only a limit this job names applies.
         saved = read_checkpoint(job.resume).get("extra", {}).get("training") or {}
-        training = {**saved.get("settings", {}), **training}
+        recipe = {k: v for k, v in saved.get("settings", {}).items() if k != "max_steps"}
+        training = {**recipe, **training}
     try:
         detector = DetectorConfig.from_dict({"backbone": DEFAULT_BACKBONE, **job.detector})
         settings = TrainSettings.from_dict(training)

@@ -8,9 +8,16 @@ import pytest
 
 from engine.cli import main
 from engine.data.demo import write_demo_project
-from engine.detector.checkpoint import load_detector
+from engine.detector.checkpoint import load_detector, read_checkpoint
+from engine.training.job import TrainingJob, make_trainer
 
 from ...conftest import REPO
+
+TINY_CONFIG = {
+    "detector": {"min_size": 160, "max_size": 224, "rpn_batch_size_per_image": 32,
+                 "box_batch_size_per_image": 32},
+    "training": {"epochs": 2, "batch_size": 2},
+}
 
 
 @pytest.fixture(scope="module")
@@ -18,11 +25,7 @@ def run(tmp_path_factory):
     folder = tmp_path_factory.mktemp("cli")
     project = write_demo_project(folder / "project", count=6, seed=11)
     config = folder / "tiny.json"
-    config.write_text(json.dumps({
-        "detector": {"min_size": 160, "max_size": 224, "rpn_batch_size_per_image": 32,
-                     "box_batch_size_per_image": 32},
-        "training": {"epochs": 2, "batch_size": 2},
-    }))
+    config.write_text(json.dumps(TINY_CONFIG))
     code = main(["train", "--project", str(project), "--out", str(folder / "run"),
                  "--config", str(config), "--device", "cpu"])
     return project, folder / "run", code
@@ -67,6 +70,36 @@ def test_resume_and_a_missing_checkpoint(run, capsys):
     code = main(["train", "--project", str(project), "--out", str(out), "--device", "cpu",
                  "--resume", str(out / "missing.pt")])
     assert code == 2 and "missing.pt" in capsys.readouterr().err
+
+
+def _position(checkpoint) -> dict:
+    return read_checkpoint(checkpoint)["extra"]["training"]["position"]
+
+
+def test_resume_after_max_steps_runs_to_the_end_of_its_epochs(run, tmp_path):
+    """--max-steps belongs to the job that stopped, not to the recipe: resuming without it
+    trains to the last epoch, as the uninterrupted run did."""
+    project, uninterrupted, _ = run
+    config = tmp_path / "tiny.json"
+    config.write_text(json.dumps(TINY_CONFIG))
+    out = tmp_path / "run"
+    common = ["--project", str(project), "--out", str(out), "--device", "cpu"]
+    assert main(["train", *common, "--config", str(config), "--max-steps", "2"]) == 3
+    assert _position(out / "last.pt") == {"epoch": 0, "batch": 2, "step": 2}
+    assert not (out / "best.pt").exists() and not (out / "metrics.jsonl").exists()
+
+    # A limit the new job names still applies.
+    job = TrainingJob(project=str(project), out=str(out), resume=str(out / "last.pt"),
+                      training={"max_steps": 3})
+    assert make_trainer(job).settings.max_steps == 3
+
+    assert main(["train", *common, "--resume", str(out / "last.pt")]) == 0
+    end = _position(uninterrupted / "last.pt")
+    assert end["epoch"] == 2 and end["step"] > 2
+    assert _position(out / "last.pt") == end
+    assert (out / "best.pt").is_file()
+    lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [line["epoch"] for line in lines] == [1, 2]
 
 
 def test_shipped_configs_are_valid():
