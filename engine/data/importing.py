@@ -7,18 +7,24 @@ source id when that id is free in the project (so COCO -> new project -> COCO ke
 gets the next free id. A colour given by the source is kept, else a palette colour is chosen.
 
 Images: each file is measured before the transaction (displayed size after EXIF orientation,
-content hash). An image already in the project, by the same stored path or the same content
-hash, is not added again: its imported boxes are *added* to the boxes it has, except boxes
-identical to one already there (same category, coordinates equal to 6 decimals), which are left
-out and counted (one report entry sums up the images that got nothing new). The same holds for
-an image listed twice in the source. Merging never removes
-a box; its status goes from unlabeled to the imported status, and a split is set only where it
-had none. A missing or unreadable image file keeps its record, its boxes and any size the
-annotation file declares, flagged "missing" or "unreadable". A readable file's measured size
-wins over a declared one (a note says when they differ).
+content hash). An image is "already there" only by its stored path: such an image (in the
+project, or listed earlier in the same source) is not added again, its imported boxes are
+*added* to the boxes it has, except boxes identical to one already there (same category,
+coordinates equal to 6 decimals), which are left out and counted (one report entry sums up the
+images that got nothing new). Merging never removes a box; its status goes from unlabeled to
+the imported status, and a split is set only where it had none. A file under another path
+with the same bytes (same content hash) as an image already there is added as an image of its
+own, with its own boxes, and a "note" naming the other file: a duplicate the user may want to
+look at (the raccoon dataset holds four such pairs, labelled slightly differently; whether to
+train on both is the user's choice), never silently merged, so that VOC -> project -> VOC
+gives back every file. A missing or unreadable image file keeps its record, its boxes and any
+size the annotation file declares, flagged "missing" or "unreadable". A readable file's
+measured size wins over a declared one (a note says when they differ).
 
 Boxes the store cannot hold (empty, not finite, unknown category) are left out with a report
-entry; the readers already validated and clipped boxes, so this is a safety net.
+entry; the readers already validated and clipped boxes, so this is a safety net. The report's
+``boxes_skipped`` counts these and the boxes the reader left out (its "skipped" entries, see
+:func:`engine.data.formats.common.skipped_box_count`).
 
 Atomicity: everything is written inside one ``BEGIN IMMEDIATE`` transaction; an exception at
 any point rolls back to the project exactly as it was before the import.
@@ -51,36 +57,55 @@ from .project import (
 )
 
 
+@dataclass(frozen=True)
+class ImportedFile:
+    """What one image record of the source contributed: ``outcome`` "added" (a new image) or
+    "merged" (its boxes went to the image already there under the same path), and how many
+    boxes were added (identical and invalid ones not counted)."""
+
+    path: str
+    outcome: str
+    boxes: int
+
+    def __str__(self) -> str:
+        return f"{self.outcome} {self.path}: {self.boxes} boxes"
+
+
 @dataclass
 class ImportReport:
     """What an import did, in counts, and every item it did not take as it was, and why.
 
     ``entries`` are the reader's report entries followed by the store's own; the store's name
     the source as ``file`` and the image's path (or ``<image path>: box <n>``) as ``item``, as
-    the readers do.
+    the readers do. ``files`` has one :class:`ImportedFile` per image record, in the source's
+    order: what was imported, not only what went wrong (``frcnn import --verbose`` prints it).
     """
 
     source: str
     format: str
     images_added: int = 0
-    images_merged: int = 0  # records that matched an image already there (path or content)
+    images_merged: int = 0  # records whose path is an image already there
+    duplicates: int = 0  # images added whose content equals an image already there (notes)
     boxes_added: int = 0
     boxes_identical: int = 0  # left out: an identical box was already on the image
-    boxes_skipped: int = 0  # left out: the store cannot hold them (see the entries)
+    boxes_skipped: int = 0  # left out: invalid in the source or not storable (see the entries)
     categories_created: list[str] = field(default_factory=list)
     categories_matched: list[str] = field(default_factory=list)
     missing: int = 0  # images kept without a file
     unreadable: int = 0  # images kept whose file cannot be read as an image
     entries: list[ReportEntry] = field(default_factory=list)
+    files: list[ImportedFile] = field(default_factory=list)
 
     def summary(self) -> str:
+        duplicates = (f" ({self.duplicates} with the same content as another image)"
+                      if self.duplicates else "")
         return (
-            f"imported {self.source} ({self.format}): {self.images_added} images added, "
-            f"{self.images_merged} merged into images already there; {self.boxes_added} boxes "
-            f"added, {self.boxes_identical} identical boxes left out, {self.boxes_skipped} "
-            f"invalid boxes skipped; {len(self.categories_created)} new categories, "
-            f"{len(self.categories_matched)} matched; {self.missing} images missing, "
-            f"{self.unreadable} unreadable; {len(self.entries)} report entries"
+            f"imported {self.source} ({self.format}): {self.images_added} images added"
+            f"{duplicates}, {self.images_merged} merged into images already there; "
+            f"{self.boxes_added} boxes added, {self.boxes_identical} identical boxes left out, "
+            f"{self.boxes_skipped} invalid boxes skipped; {len(self.categories_created)} new "
+            f"categories, {len(self.categories_matched)} matched; {self.missing} images "
+            f"missing, {self.unreadable} unreadable; {len(self.entries)} report entries"
         )
 
 
@@ -109,7 +134,10 @@ def import_annotation_set(project: Project, annotations: AnnotationSet, *, sourc
                           measure: Callable[[Path], ImageMeasurement] = measure_image,
                           ) -> ImportReport:
     """Import records already read (see the module docstring for the rules)."""
-    report = ImportReport(source, format, entries=list(annotations.report))
+    from .formats.common import skipped_box_count
+
+    report = ImportReport(source, format, entries=list(annotations.report),
+                          boxes_skipped=skipped_box_count(annotations.report))
     # What the reader already said about each image file (item = its path), not to repeat it.
     reader_said: dict[str, list[ReportEntry]] = {}
     for entry in annotations.report:
@@ -143,8 +171,6 @@ def import_annotation_set(project: Project, annotations: AnnotationSet, *, sourc
             boxes = _storable_boxes(record.boxes, category_ids, str(path), report)
             status, split = _status_and_split(record, str(path), report)
             target = by_path.get(stored)
-            if target is None and measured.hash is not None:
-                target = by_hash.get(measured.hash)
             if target is not None:
                 keys = known_boxes.get(target)
                 if keys is None:
@@ -161,16 +187,13 @@ def import_annotation_set(project: Project, annotations: AnnotationSet, *, sourc
                     added += 1
                 report.boxes_added += added
                 report.images_merged += 1
-                where = "earlier in this import" if target >= first_new_id else "in the project"
-                if by_path.get(stored) == target:
-                    same = f"already {where}"
-                else:
-                    same = f"same content as {stored_of[target]} {where}"
+                report.files.append(ImportedFile(str(path), "merged", added))
                 if added or target >= first_new_id:
+                    where = "earlier in this import" if target >= first_new_id else "in the project"
                     report.entries.append(ReportEntry(
                         report.source, str(path), "note",
-                        f"{same}: {added} boxes added, {len(boxes) - added} identical boxes "
-                        f"left out"))
+                        f"already {where}: {added} boxes added, {len(boxes) - added} identical "
+                        f"boxes left out"))
                 else:
                     # Re-importing a file gives thousands of these: one entry says it all.
                     unchanged.append(str(path))
@@ -206,13 +229,23 @@ def import_annotation_set(project: Project, annotations: AnnotationSet, *, sourc
             image_rows.append((image_id, stored, width, height, measured.hash, status, split,
                                measured.problem))
             by_path[stored] = image_id
-            stored_of[image_id] = stored
             if measured.hash is not None:
-                by_hash.setdefault(measured.hash, image_id)
+                twin = by_hash.setdefault(measured.hash, image_id)
+                if twin != image_id:
+                    # Same bytes, another path: its own image with its own boxes, said once.
+                    where = "earlier in this import" if twin >= first_new_id else "in the project"
+                    report.duplicates += 1
+                    report.entries.append(ReportEntry(
+                        report.source, str(path), "note",
+                        f"same content as {project.file(stored_of[twin])} ({where}); added as "
+                        f"an image of its own with its {len(boxes)} boxes: a duplicate you may "
+                        f"want to look at"))
+            stored_of[image_id] = stored
             new_boxes[image_id] = boxes
             box_rows.extend((image_id, box) for box in boxes)
             report.boxes_added += len(boxes)
             report.images_added += 1
+            report.files.append(ImportedFile(str(path), "added", len(boxes)))
 
         if unchanged:
             report.entries.append(ReportEntry(

@@ -153,10 +153,17 @@ class TrainingRecord:
 
 @dataclass
 class AddImagesResult:
-    """What :meth:`Project.add_images` did: ids of the new images, and what it left out, why."""
+    """What :meth:`Project.add_images` did: ids of the new images, and report entries: what it
+    left out and why (action "skipped") and what is worth knowing about an image it added
+    (action "note": a duplicate of another image's content)."""
 
     added: list[int] = field(default_factory=list)
     entries: list[ReportEntry] = field(default_factory=list)
+
+    @property
+    def skipped(self) -> list[ReportEntry]:
+        """The entries of the files left out."""
+        return [entry for entry in self.entries if entry.action == "skipped"]
 
 
 @dataclass(frozen=True)
@@ -645,7 +652,7 @@ class Project:
                      hash: str | None, problem: str | None = None, split: str | None = None,
                      status: str = "unlabeled") -> int:
         """Register one image as measured by the caller; returns its id. No duplicate check
-        but the path's: :meth:`add_images` measures and skips duplicates."""
+        but the path's (:meth:`add_images` measures files and notes duplicate contents)."""
         with self.transaction() as db:
             stored = self.stored_path(path)
             if db.execute("SELECT 1 FROM images WHERE path = ?", (stored,)).fetchone():
@@ -660,11 +667,13 @@ class Project:
     def add_images(self, paths: Iterable[str | os.PathLike], *, split: str | None = None,
                    status: str = "unlabeled") -> AddImagesResult:
         """Add image files (folders are searched recursively for image files), in one
-        transaction. Measures each file's displayed size and hash first; skips, with a report
-        entry, paths already in the project, files missing or unreadable, and files whose
-        content is already in the project or earlier in ``paths`` (same hash)."""
+        transaction. Measures each file's displayed size and hash first; skips, with a
+        "skipped" entry, paths already in the project and files missing or unreadable. As
+        for an import, an image is "already there" only by its path: a file whose content is
+        already in the project or earlier in ``paths`` (same hash) under another path is added,
+        with a "note" naming the other file (a duplicate the user may want to look at)."""
         split, status = _check_split(split), _check_status(status)
-        files = list(_expand_image_paths(paths))
+        files = list(image_files(paths))
         measured = [(path, measure_image(path)) for path in files]
         result = AddImagesResult()
         with self.transaction() as db:
@@ -678,17 +687,20 @@ class Project:
                     skip = "already in the project"
                 elif measure.problem is not None:
                     skip = measure.reason
-                elif measure.hash in by_hash:
-                    skip = f"same content as {by_hash[measure.hash]} (duplicate)"
                 if skip is not None:
                     result.entries.append(ReportEntry(str(path), "image", "skipped", skip))
                     continue
+                if measure.hash in by_hash:
+                    result.entries.append(ReportEntry(
+                        str(path), "image", "note",
+                        f"same content as {by_hash[measure.hash]}; added as an image of its "
+                        f"own: a duplicate you may want to look at"))
                 cursor = db.execute(
                     "INSERT INTO images (path, width, height, hash, status, split) "
                     "VALUES (?, ?, ?, ?, ?, ?)",
                     (stored, measure.width, measure.height, measure.hash, status, split))
                 by_path.add(stored)
-                by_hash[measure.hash] = stored
+                by_hash.setdefault(measure.hash, stored)
                 result.added.append(cursor.lastrowid)
         return result
 
@@ -904,7 +916,7 @@ def _check_name(name: str) -> str:
     return name.strip()
 
 
-def _expand_image_paths(paths: Iterable[str | os.PathLike]) -> Iterator[Path]:
+def image_files(paths: Iterable[str | os.PathLike]) -> Iterator[Path]:
     """Files as given; folders -> their image files (by suffix), recursively, sorted."""
     for path in paths:
         path = Path(path)

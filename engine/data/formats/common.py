@@ -9,6 +9,11 @@ convention (float ``x0, y0, x1, y1``, pixel edges of the displayed image) and ha
 - clips it to the image (report "clipped") when it is partly outside; overshoots under
   :data:`CLIP_TOLERANCE` pixels (float noise of normalized formats) are clipped silently.
 
+Reports: an entry that leaves out one box names the box as its ``item`` the way its format
+counts them (VOC "object 3 (dog)", COCO "annotation 17", YOLO "line 2", labelme "shape 5
+(cat)"); an entry that leaves out several at once says how many, its reason beginning "N boxes
+skipped". :func:`skipped_box_count` counts them so that an import's summary can.
+
 Images: :func:`open_image_record` measures the image file once (header only, through
 :func:`engine.data.images.image_size`), keeps a record for a missing or unreadable file with a
 report entry, and detects annotations drawn on the raw pixels of an EXIF-rotated photo (see
@@ -345,6 +350,27 @@ def add_box(record: ImageRecord, box: tuple[object, object, object, object], cat
                       truncated=truncated)
     record.boxes.append(added)
     return added
+
+
+# An item naming one box or annotation of a file (see the module docstring), and a reason
+# that counts the boxes an entry leaves out.
+_BOX_ITEM = re.compile(r"(object|annotation|line|shape) \S")
+_BOXES_SKIPPED = re.compile(r"(\d+) boxes skipped\b")
+
+
+def skipped_box_count(report: Iterable[ReportEntry]) -> int:
+    """How many boxes a reader's ``report`` says it left out: one for each "skipped" entry
+    whose item names a box, N for a "skipped" entry whose reason begins "N boxes skipped"."""
+    count = 0
+    for entry in report:
+        if entry.action != "skipped":
+            continue
+        counted = _BOXES_SKIPPED.match(entry.reason)
+        if counted is not None:
+            count += int(counted.group(1))
+        elif _BOX_ITEM.match(entry.item):
+            count += 1
+    return count
 
 
 def _show(box: Sequence[float]) -> str:

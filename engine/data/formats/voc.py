@@ -18,7 +18,13 @@ The image of an XML is looked for by ``<filename>`` beside the XML, in the sibli
 on this machine, then by the XML's (and the filename's) stem with any image suffix. A foreign
 absolute ``<path>`` (another user's disk) is therefore harmless.
 
-``verified="yes"`` makes the image's status "done". ``<difficult>`` and ``<truncated>`` become
+Status: LabelImg writes ``verified="yes"`` on the files its user marked verified and nothing (or,
+in old versions, ``verified="no"``) on the others. ``verified="yes"`` makes the image's status
+"done", ``verified="no"`` "in_progress". A file without the attribute is "in_progress" when it
+has boxes and another file of the same read is verified (the source uses verification, and this
+one was not); when no file is verified (the VOC devkit, CVAT's and Roboflow's exports: tools
+without the flag) its status is left to the importer ("done" when it has boxes). One note says
+how many images were read as in progress. ``<difficult>`` and ``<truncated>`` become
 the box flags; an empty or unreadable flag counts as 0 with a note. An object without a name or
 a readable ``<bndbox>`` is skipped with a report entry; a malformed XML file in a folder is
 skipped with a report entry (a single malformed file given alone raises FormatError).
@@ -27,13 +33,18 @@ Categories get ids 1..K in alphabetical order of their names.
 Writing produces the devkit layout with LabelImg's XML (same elements, order and tab
 indentation): ``Annotations/<stem>.xml`` for every image, the images in ``JPEGImages/``
 (copied by default), and ``ImageSets/Main/{train,val,trainval,test}.txt`` when splits are set.
-``<depth>`` is always 3: the project uses every image as RGB.
+``verified="yes"`` is written for status "done" (and for a record without a status that has boxes,
+which an import makes done), ``verified="no"`` for "in_progress" (so that the status reads back
+as it was), nothing for the others. ``<depth>`` is the image file's: 1 for a
+grayscale file, 3 otherwise (also when the file is missing or unreadable), as LabelImg writes it.
 """
 
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from pathlib import Path
+
+from PIL import Image
 
 from ..annotations import SPLITS, AnnotationSet, ImageRecord, ReportEntry
 from .common import (
@@ -58,6 +69,11 @@ from .common import (
 )
 
 _SPLIT_FILES = ("train", "val", "test", "trainval")
+# The verified attribute written for a status (none for unlabeled and skipped images).
+_VERIFIED = {"done": "yes", "in_progress": "no"}
+# Pillow modes of one-channel (grayscale) images: bilevel, 8-bit, 16/32-bit integer, float,
+# and grayscale with alpha (the alpha channel is not counted, as LabelImg does not).
+_GRAYSCALE_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -87,8 +103,26 @@ def read_voc(path: Path) -> AnnotationSet:
     if not annotations.images:
         raise FormatError(path, f"none of its {len(sources)} XML files is a readable Pascal VOC "
                                 f"annotation (first: {annotations.report[0]})")
+    _unverified_in_progress(annotations, path)
     annotations.categories = names.categories()
     return annotations
+
+
+def _unverified_in_progress(annotations: AnnotationSet, path: Path) -> None:
+    """Images with boxes but no verified attribute are in progress when others are verified
+    (see the module docstring); one note says how many."""
+    if not any(image.status == "done" for image in annotations.images):
+        return
+    unverified = [image for image in annotations.images
+                  if image.status is None and image.boxes]
+    for image in unverified:
+        image.status = "in_progress"
+    in_progress = sum(image.status == "in_progress" for image in annotations.images)
+    if in_progress:
+        annotations.report.append(ReportEntry(
+            str(path), f"{in_progress} images", "note",
+            'not verified="yes" in LabelImg (others are): their status is "in progress"; '
+            'training uses only images marked done'))
 
 
 def xml_files(path: Path) -> list[tuple[Path, Path | None]]:
@@ -185,8 +219,9 @@ def _read_annotation(root: ET.Element, xml_file: Path, devkit: Path | None, inde
     image_path = _find_image(root, xml_file, devkit, index)
     declared = (to_int(_text(root, "size/width")), to_int(_text(root, "size/height")))
     record, orientation = open_image_record(image_path, declared, file=file, report=report)
-    if root.get("verified", "").lower() == "yes":
-        record.status = "done"
+    verified = root.get("verified", "").strip().lower()
+    if verified in ("yes", "no"):
+        record.status = "done" if verified == "yes" else "in_progress"
     for number, obj in enumerate(root.findall("object"), start=1):
         name = _text(obj, "name")
         item = f"object {number}" + (f" ({name})" if name else "")
@@ -282,7 +317,8 @@ def write_voc(annotations: AnnotationSet, out: Path, *, split: str | None = None
         if size is None:
             report_unwritable(annotations, str(xml_file), str(source), "image size unknown "
                               "(missing or unreadable image): <size> written as 0 x 0")
-        xml = _annotation_xml(image, target, size or (0, 0), names, annotations, str(xml_file))
+        xml = _annotation_xml(image, target, size or (0, 0), _depth(source), names,
+                              annotations, str(xml_file))
         xml_file.write_text(xml, encoding="utf-8")
         written.append(xml_file)
         if image.split in SPLITS:
@@ -299,12 +335,28 @@ def write_voc(annotations: AnnotationSet, out: Path, *, split: str | None = None
     return written
 
 
-def _annotation_xml(image: ImageRecord, image_path: Path, size: tuple[int, int],
+def _depth(image_path: Path) -> int:
+    """``<depth>``: 1 for a grayscale image file, 3 for any other or one that cannot be read.
+
+    Only the header is read (Pillow's ``open`` decodes no pixels) for the mode it states.
+    """
+    try:
+        with Image.open(image_path) as opened:
+            mode = opened.mode
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        return 3
+    return 1 if mode in _GRAYSCALE_MODES else 3
+
+
+def _annotation_xml(image: ImageRecord, image_path: Path, size: tuple[int, int], depth: int,
                     names: dict[int, str], annotations: AnnotationSet, xml_file: str) -> str:
     """LabelImg's XML for one image: its elements, their order and its tab indentation."""
     top = ET.Element("annotation")
-    if image.status == "done":
-        top.set("verified", "yes")
+    # A record without a status (read from a format that has none) is what the importer
+    # would make of it: done when it has boxes.
+    status = image.status or ("done" if image.boxes else None)
+    if status in _VERIFIED:
+        top.set("verified", _VERIFIED[status])
     _sub(top, "folder", image_path.parent.name)
     _sub(top, "filename", image_path.name)
     _sub(top, "path", str(image_path))
@@ -312,7 +364,7 @@ def _annotation_xml(image: ImageRecord, image_path: Path, size: tuple[int, int],
     size_element = _sub(top, "size")
     _sub(size_element, "width", str(size[0]))
     _sub(size_element, "height", str(size[1]))
-    _sub(size_element, "depth", "3")
+    _sub(size_element, "depth", str(depth))
     _sub(top, "segmented", "0")
     for box in writable_boxes(annotations, image, xml_file):
         obj = _sub(top, "object")

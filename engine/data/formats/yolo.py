@@ -348,8 +348,13 @@ def _report_orphans(used_labels: set[Path], images: set[Path],
     for folder in sorted(f for f in folders if f.is_dir()):
         for label in sorted(folder.glob("*.txt")):
             if label not in used_labels and label.name not in NAME_FILES:
+                try:
+                    count = sum(1 for line in _read_text(label).splitlines() if line.strip())
+                except OSError:
+                    count = 0
                 report.append(ReportEntry(str(label), "file", "skipped",
-                                          "no image with this name: boxes cannot be converted"))
+                                          f"{count} boxes skipped: no image with this name, "
+                                          f"so they cannot be converted"))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import shutil
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from engine.data.annotations import AnnotationSet, BoxRecord, Category, ImageRecord
 from engine.data.formats import FormatError, read_annotations, write_annotations
@@ -15,11 +17,14 @@ from .conftest import box_table, entries, write_image
 
 
 def voc_xml(filename: str, objects: str, *, width: int = 64, height: int = 48,
-            verified: bool = False, folder: str = "images", path: str = "/elsewhere/x.jpg") -> str:
-    attribute = ' verified="yes"' if verified else ""
+            verified: bool | str = False, folder: str = "images", path: str = "/elsewhere/x.jpg",
+            depth: int = 3) -> str:
+    """LabelImg's XML; ``verified`` True writes verified="yes", a text writes that value."""
+    value = "yes" if verified is True else verified or None
+    attribute = f' verified="{value}"' if value else ""
     return (f"<annotation{attribute}><folder>{folder}</folder><filename>{filename}</filename>"
             f"<path>{path}</path><size><width>{width}</width><height>{height}</height>"
-            f"<depth>3</depth></size>{objects}</annotation>")
+            f"<depth>{depth}</depth></size>{objects}</annotation>")
 
 
 def voc_object(name="cat", xmin="1", ymin="1", xmax="10", ymax="20", extra="") -> str:
@@ -123,13 +128,63 @@ def test_devkit_layout_with_splits_round_trips(tmp_path, sample_set):
     assert tmp_path / "devkit" / "JPEGImages" / "café photo 1.jpg" in written
     back = read_annotations(tmp_path / "devkit")
     assert box_table(back) == box_table(sample_set)
+    # b.png had no status but a box (an import makes it done): written verified="yes" too.
     assert {Path(i.path).name: (i.split, i.status) for i in back.images} == {
-        "café photo 1.jpg": ("train", "done"), "b.png": ("val", None), "empty.jpg": (None, None)}
+        "café photo 1.jpg": ("train", "done"), "b.png": ("val", "done"), "empty.jpg": (None, None)}
     assert all(Path(i.path).parent == tmp_path / "devkit" / "JPEGImages" for i in back.images)
     # The devkit's Annotations/ folder and a single XML file read the same.
     assert box_table(read_annotations(tmp_path / "devkit" / "Annotations")) == box_table(back)
     one = read_annotations(tmp_path / "devkit" / "Annotations" / "b.xml")
     assert one.images[0].split == "val"
+
+
+def _attributes(folder: Path) -> dict[str, tuple[str | None, str]]:
+    """Exported file name -> (its verified attribute or None, its <depth>)."""
+    found = {}
+    for xml_file in sorted((folder / "Annotations").glob("*.xml")):
+        root = ET.parse(xml_file).getroot()
+        found[root.findtext("filename")] = (root.get("verified"), root.findtext("size/depth"))
+    return found
+
+
+def test_verified_and_depth_read_back_as_labelimg_wrote_them(tmp_path):
+    """LabelImg marks verified files only. A grayscale file has depth 1. Both come back."""
+    source = tmp_path / "labelimg"
+    write_image(source / "done.jpg")
+    Image.new("L", (64, 48), 128).save(source / "gray.png")  # one channel: depth 1
+    write_image(source / "old.jpg")
+    write_image(source / "empty.jpg")
+    box = voc_object("cat", "1", "1", "10", "20")
+    (source / "done.xml").write_text(voc_xml("done.jpg", box, verified=True))
+    (source / "gray.xml").write_text(voc_xml("gray.png", box, depth=1))  # not verified
+    (source / "old.xml").write_text(voc_xml("old.jpg", box, verified="no"))  # old LabelImg
+    (source / "empty.xml").write_text(voc_xml("empty.jpg", ""))
+    first = read_annotations(source, "voc")
+    assert {Path(i.path).name: i.status for i in first.images} == {
+        "done.jpg": "done", "empty.jpg": None, "gray.png": "in_progress",
+        "old.jpg": "in_progress"}
+    assert [(e.item, e.action) for e in first.report] == [("2 images", "note")]
+    write_annotations(first, "voc", tmp_path / "out", images="none")
+    assert _attributes(tmp_path / "out") == {
+        "done.jpg": ("yes", "3"), "empty.jpg": (None, "3"), "gray.png": ("no", "1"),
+        "old.jpg": ("no", "3")}
+    again = read_annotations(tmp_path / "out", "voc")
+    assert {Path(i.path).name: i.status for i in again.images} == {
+        Path(i.path).name: i.status for i in first.images}
+
+
+def test_files_of_a_tool_without_the_verified_flag_are_left_to_the_importer(tmp_path):
+    """No file verified (the VOC devkit, CVAT): nothing to tell, the importer decides (done
+    for images with boxes); a missing image file is written with depth 3."""
+    source = tmp_path / "devkit"
+    write_image(source / "a.jpg")
+    (source / "a.xml").write_text(voc_xml("a.jpg", voc_object()))
+    (source / "gone.xml").write_text(voc_xml("gone.jpg", voc_object(), depth=1))
+    first = read_annotations(source, "voc")
+    assert [i.status for i in first.images] == [None, None]
+    assert [e.action for e in first.report] == ["missing"]
+    write_annotations(first, "voc", tmp_path / "out", images="none")
+    assert _attributes(tmp_path / "out") == {"a.jpg": ("yes", "3"), "gone.jpg": ("yes", "3")}
 
 
 def test_writing_one_split_writes_only_its_images(tmp_path, sample_set):
@@ -145,8 +200,11 @@ def test_the_real_raccoon_dataset(shared_data):
     assert len(annotations.images) == 200
     assert annotations.box_count == 217
     assert [c.name for c in annotations.categories] == ["raccoon"]
-    assert annotations.report == []
     by_name = {Path(i.path).name: i for i in annotations.images}
+    # 199 files say verified="yes"; raccoon-37.xml says verified="no": in progress, noted.
+    assert [i.status for i in annotations.images].count("done") == 199
+    assert by_name["raccoon-37.jpg"].status == "in_progress"
+    assert [(e.item, e.action) for e in annotations.report] == [("1 images", "note")]
     # raccoon-1.xml: <path>/Users/datitran/...</path>, xmin 81 ymin 88 xmax 522 ymax 408.
     first = by_name["raccoon-1.jpg"]
     assert first.path == shared_data / "raccoon" / "images" / "raccoon-1.jpg"

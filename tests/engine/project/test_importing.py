@@ -85,16 +85,39 @@ def test_reimporting_adds_only_boxes_that_are_not_there_yet(project, tmp_path):
     assert project.images()[0].box_count == 3
 
 
-def test_the_same_content_under_another_name_is_merged_not_added(project, tmp_path):
+def test_the_same_content_under_another_name_is_added_with_a_note(project, tmp_path):
+    """An image is "already there" by its path only: a byte-identical copy under another name
+    is an image of its own with its own boxes (as the raccoon dataset's four duplicate pairs,
+    labelled differently), and a note names the other file."""
     import_annotation_set(project, _set(tmp_path, _images(tmp_path, count=1)))
     copy = write_image(tmp_path / "elsewhere" / "copy.png", shade=1)  # same bytes as 0.png
-    report = import_annotation_set(project, _set(tmp_path, [ImageRecord(copy, boxes=[
-        BoxRecord(0, 0, 10, 10, 3), BoxRecord(5, 5, 6, 6, 7)])]))
-    assert (report.images_added, report.images_merged, report.boxes_added) == (0, 1, 1)
-    assert report.entries[0].reason == (
-        f"same content as {tmp_path / 'data' / '0.png'} in the project: 1 boxes added, "
-        f"1 identical boxes left out")
-    assert [i.box_count for i in project.images()] == [3]
+    twin = write_image(tmp_path / "elsewhere" / "twin.png", shade=1)  # and again
+    report = import_annotation_set(project, _set(tmp_path, [
+        ImageRecord(copy, boxes=[BoxRecord(0, 0, 10, 10, 3), BoxRecord(5, 5, 6, 6, 7)]),
+        ImageRecord(twin, boxes=[BoxRecord(1, 1, 9, 9, 3)])]))
+    assert (report.images_added, report.images_merged, report.duplicates) == (2, 0, 2)
+    assert (report.boxes_added, report.boxes_identical) == (3, 0)
+    first = tmp_path / "data" / "0.png"
+    assert [(e.item, e.action, e.reason) for e in report.entries] == [
+        (str(copy), "note", f"same content as {first} (in the project); added as an image of "
+                            f"its own with its 2 boxes: a duplicate you may want to look at"),
+        (str(twin), "note", f"same content as {first} (in the project); added as an image of "
+                            f"its own with its 1 boxes: a duplicate you may want to look at")]
+    assert [(i.file.name, i.box_count) for i in project.images()] == [
+        ("0.png", 2), ("copy.png", 2), ("twin.png", 1)]
+    assert "2 images added (2 with the same content as another image)" in report.summary()
+
+
+def test_a_duplicate_earlier_in_the_same_import_is_named_as_such(project, tmp_path):
+    a = write_image(tmp_path / "data" / "a.png", shade=4)
+    b = write_image(tmp_path / "data" / "b.png", shade=4)
+    report = import_annotation_set(project, _set(tmp_path, [
+        ImageRecord(a, boxes=[BoxRecord(0, 0, 1, 1, 3)]),
+        ImageRecord(b, boxes=[BoxRecord(0, 0, 2, 2, 3)])]))
+    assert (report.images_added, report.duplicates, report.boxes_added) == (2, 1, 2)
+    assert report.entries[0].item == str(b)
+    assert report.entries[0].reason.startswith(f"same content as {a} (earlier in this import)")
+    assert [str(f) for f in report.files] == [f"added {a}: 1 boxes", f"added {b}: 1 boxes"]
 
 
 def test_an_image_listed_twice_in_one_file_becomes_one_image(project, tmp_path):
@@ -104,7 +127,9 @@ def test_an_image_listed_twice_in_one_file_becomes_one_image(project, tmp_path):
     report = import_annotation_set(project, _set(tmp_path, twice))
     assert (report.images_added, report.images_merged) == (1, 1)
     assert (report.boxes_added, report.boxes_identical) == (2, 1)
-    assert "earlier in this import" in report.entries[0].reason
+    assert report.entries[0].reason == (
+        "already earlier in this import: 1 boxes added, 1 identical boxes left out")
+    assert [(f.outcome, f.boxes) for f in report.files] == [("added", 1), ("merged", 1)]
 
 
 def test_merging_sets_a_status_and_split_only_where_there_were_none(project, tmp_path):

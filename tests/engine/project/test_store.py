@@ -134,23 +134,27 @@ def test_a_transaction_that_raises_rolls_back_everything_inside(project):
 # --- images --------------------------------------------------------------------------------
 
 
-def test_add_images_measures_displayed_size_and_hash_and_skips_duplicates(project, tmp_path):
+def test_add_images_measures_displayed_size_and_hash_and_notes_duplicates(project, tmp_path):
     inside = write_image(project.folder / "images" / "a.png", 64, 48, shade=1)
     # Stored 64x48 with EXIF orientation 6 (rotate 90°): displayed 48 wide, 64 high.
     rotated = write_image(tmp_path / "outside" / "rotated.jpg", 64, 48, shade=2, orientation=6)
     copy = write_image(tmp_path / "outside" / "copy_of_a.png", 64, 48, shade=1)
     result = project.add_images([inside, rotated, copy, tmp_path / "nope.png", inside])
-    assert len(result.added) == 2
-    a, r = (project.image(i) for i in result.added)
+    assert len(result.added) == 3
+    a, r, c = (project.image(i) for i in result.added)
     assert (a.path, a.width, a.height, a.hash) == ("images/a.png", 64, 48, file_hash(inside))
     assert a.file == inside
     assert (r.path, r.width, r.height) == (str(rotated), 48, 64)  # outside: absolute
+    # Same bytes under another path: added (an image is "already there" by its path only),
+    # with a note naming the other file.
+    assert (c.path, c.hash) == (str(copy), a.hash)
     assert [(e.file, e.action) for e in result.entries] == [
-        (str(copy), "skipped"), (str(tmp_path / "nope.png"), "skipped"), (str(inside), "skipped")]
+        (str(copy), "note"), (str(tmp_path / "nope.png"), "skipped"), (str(inside), "skipped")]
     reasons = [e.reason for e in result.entries]
-    assert "same content as images/a.png" in reasons[0]
+    assert reasons[0].startswith("same content as images/a.png; added as an image of its own")
     assert "not found" in reasons[1]
     assert "already in the project" in reasons[2]
+    assert [e.file for e in result.skipped] == [str(tmp_path / "nope.png"), str(inside)]
     # Adding again changes nothing and says why.
     again = project.add_images([inside])
     assert again.added == [] and again.entries[0].reason == "already in the project"
