@@ -47,6 +47,9 @@ def load_torchvision_weights(weights_entry, allow_download: bool | None = None) 
                 f"pretrained weights {path.name} are not in {path.parent} and downloading is "
                 f"off. Download {url} on a machine with internet and copy it into that folder."
             )
+        # torch writes the download beside its destination first (FILE.<id>.partial): in a
+        # cache that never held weights the folder does not exist yet.
+        path.parent.mkdir(parents=True, exist_ok=True)
         try:
             torch.hub.download_url_to_file(url, str(path), progress=True)
         except OSError as error:  # URLError is an OSError

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import pickle
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -14,8 +15,10 @@ from engine import build_model
 from engine.detector.weights import (
     COCO_WEIGHTS,
     WeightsUnavailableError,
+    downloads_allowed,
     hub_checkpoint_dir,
     load_checkpoint_state,
+    load_torchvision_weights,
 )
 
 TINY = {"min_size": 96, "max_size": 128}
@@ -57,6 +60,31 @@ def test_missing_coco_weights_offline_name_the_file_and_folder():
     assert "fasterrcnn_resnet50_fpn_coco-258fb6c6.pth" in message
     assert str(hub_checkpoint_dir()) in message
     assert os.environ["FRCNN_OFFLINE"] == "1"
+
+
+def test_first_download_creates_the_hub_cache_folder(tmp_path, monkeypatch):
+    """A machine that never downloaded weights has no <TORCH_HOME>/hub/checkpoints; the first
+    download must create it (torch writes FILE.<id>.partial there first). A file:// URL stands
+    in for torchvision's servers."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "fresh_torch_home"))
+    monkeypatch.setenv("FRCNN_OFFLINE", "0")
+    assert downloads_allowed() and not hub_checkpoint_dir().exists()
+    state = {"conv.weight": torch.arange(6.0).reshape(1, 1, 2, 3), "conv.bias": torch.tensor([7.0])}
+    served = tmp_path / "server" / "tiny-0123abcd.pth"
+    served.parent.mkdir()
+    torch.save(state, served)
+    entry = SimpleNamespace(url=served.as_uri())
+
+    loaded = load_torchvision_weights(entry)
+    assert loaded.keys() == state.keys()
+    for key, value in state.items():
+        torch.testing.assert_close(loaded[key], value)
+    cached = hub_checkpoint_dir() / "tiny-0123abcd.pth"
+    assert cached.is_file() and list(hub_checkpoint_dir().iterdir()) == [cached]
+    # From now on the cache serves it, with downloading off.
+    served.unlink()
+    torch.testing.assert_close(load_torchvision_weights(entry, allow_download=False)["conv.bias"],
+                               state["conv.bias"])
 
 
 def test_missing_imagenet_weights_offline_are_reported():
