@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -220,12 +221,19 @@ def _add_train_commands(commands: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--json", type=Path, help="also write the numbers here")
     evaluate.set_defaults(func=_cmd_eval)
 
-    predict = commands.add_parser("predict", help="COCO-style detections of a checkpoint")
+    predict = commands.add_parser(
+        "predict", help="a checkpoint's detections as COCO results (image_id, category_id, "
+                        "bbox, score; plus file_name and category to read them)")
     predict.add_argument("images", nargs="+", type=Path)
     predict.add_argument("--checkpoint", type=Path, required=True)
     predict.add_argument("--out", type=Path, required=True, help="the results JSON")
     predict.add_argument("--device", default="auto")
     predict.add_argument("--score-thresh", type=float, help="drop detections below this")
+    predict.add_argument("--coco", type=Path, metavar="GT.json",
+                         help="take each image's image_id from this COCO file (e.g. from "
+                              "frcnn export-annotations), so that pycocotools' loadRes and "
+                              "COCOeval pair the results with it; default: 1, 2, ... in the "
+                              "order the images are given")
     predict.set_defaults(func=_cmd_predict)
 
 
@@ -281,6 +289,9 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     from .detector.checkpoint import load_detector
     from .training.trainer import resolve_device
 
+    # Image ids first: an image missing from --coco fails before the model is loaded.
+    image_ids = _coco_image_ids(args.coco, args.images) if args.coco else {
+        path: number for number, path in enumerate(args.images, start=1)}
     device = resolve_device(args.device)
     detector = load_detector(args.checkpoint, device)
     names = detector.class_names()
@@ -301,13 +312,46 @@ def _cmd_predict(args: argparse.Namespace) -> int:
                 continue
             x0, y0, x1, y1 = box
             results.append({
-                "file_name": str(path), "category_id": category_of.get(label, label),
+                "image_id": image_ids[path], "file_name": str(path),
+                "category_id": category_of.get(label, label),
                 "category": names.get(label, str(label)), "score": round(score, 5),
                 "bbox": [round(v, 2) for v in (x0, y0, x1 - x0, y1 - y0)],
             })
     args.out.write_text(json.dumps(results, indent=1))
-    print(f"{len(results)} detections in {len(args.images) - skipped} images -> {args.out}")
+    ids = f"image ids from {args.coco}" if args.coco else "image ids 1.. in the order given"
+    print(f"{len(results)} detections in {len(args.images) - skipped} images -> {args.out} "
+          f"({ids})")
     return 0 if not skipped else 1
+
+
+def _coco_image_ids(coco_file: Path, images: list[Path]) -> dict[Path, int]:
+    """The id each image has in the COCO file ``coco_file``, matched by path (its
+    ``file_name`` relative to the file's folder, or absolute), else by a file name that only
+    one of its images has. ValueError naming an image it does not hold."""
+    from .data.formats.common import load_json
+
+    data = load_json(coco_file)
+    entries = data.get("images") if isinstance(data, dict) else None
+    if not isinstance(entries, list):
+        raise ValueError(f'{coco_file}: not a COCO file (no "images" list)')
+    by_path: dict[str, int] = {}
+    by_name: dict[str, list[int]] = {}
+    for entry in entries:
+        if not isinstance(entry, dict) or not isinstance(entry.get("file_name"), str):
+            continue
+        name = entry["file_name"].replace("\\", "/")
+        by_path[os.path.abspath(coco_file.parent / name)] = entry.get("id")
+        by_name.setdefault(Path(name).name, []).append(entry.get("id"))
+    ids = {}
+    for path in images:
+        image_id = by_path.get(os.path.abspath(path))
+        if image_id is None and len(by_name.get(path.name, [])) == 1:
+            image_id = by_name[path.name][0]
+        if image_id is None:
+            raise ValueError(f"{path}: not among the images of {coco_file} (by path, or by a "
+                             f"file name only one of them has)")
+        ids[path] = image_id
+    return ids
 
 
 def _add_inspect_command(commands: argparse._SubParsersAction) -> None:
@@ -327,11 +371,44 @@ def _add_inspect_command(commands: argparse._SubParsersAction) -> None:
 
 
 def _cmd_import(args: argparse.Namespace) -> int:
+    from .data.formats import FormatError
     from .data.importing import import_annotations
+    from .data.project import image_files
 
-    report = import_annotations(args.project, args.source, format=args.format)
+    try:
+        report = import_annotations(args.project, args.source, format=args.format)
+    except FormatError as error:
+        # A folder of bare images is not an annotation source: say which command takes it.
+        if (error.reason.startswith("no recognizable annotations") and args.source.is_dir()
+                and next(image_files([args.source]), None) is not None):
+            raise FormatError(error.file, f"{error.reason}. To add its images without "
+                                          f"annotations: frcnn add-images {args.source} "
+                                          f"--project {args.project}") from error
+        raise
     print(report.summary())
+    if args.verbose:
+        for imported in report.files:
+            print(f"  {imported}")
     for entry in report.entries:
+        print(f"  {entry}")
+    return 0
+
+
+def _cmd_add_images(args: argparse.Namespace) -> int:
+    from .data.project import Project, image_files
+
+    # Checked before the project folder is created, so a typo creates nothing.
+    for path in args.paths:
+        if not path.exists():
+            raise ValueError(f"{path}: no such file or folder")
+    if next(image_files(args.paths), None) is None:
+        names = ", ".join(str(path) for path in args.paths)
+        raise ValueError(f"{names}: no image files (.jpg, .png, ...) there")
+    with Project.open_or_create(args.project) as project:
+        result = project.add_images(args.paths, split=args.split)
+    print(f"added {len(result.added)} images to {args.project} (unlabeled); "
+          f"{len(result.skipped)} left out")
+    for entry in result.entries:
         print(f"  {entry}")
     return 0
 
@@ -386,7 +463,17 @@ def _add_project_commands(commands: argparse._SubParsersAction) -> None:
     imp.add_argument("source", type=Path, help="annotation file or folder")
     imp.add_argument("--project", type=Path, required=True, help="project folder")
     imp.add_argument("--format", choices=(*FORMATS, "auto"), default="auto")
+    imp.add_argument("--verbose", action="store_true",
+                     help="also print one line per image: added or merged, and its boxes")
     imp.set_defaults(func=_cmd_import)
+    add = commands.add_parser(
+        "add-images", help="add image files or folders (searched recursively) to a project "
+                           "(created if absent) as unlabeled images, without annotations")
+    add.add_argument("paths", nargs="+", type=Path, help="image files or folders")
+    add.add_argument("--project", type=Path, required=True, help="project folder")
+    add.add_argument("--split", choices=("train", "val", "test"),
+                     help="put the new images in this split")
+    add.set_defaults(func=_cmd_add_images)
     export = commands.add_parser(
         "export-annotations", help="write a project's annotations in a dataset format")
     export.add_argument("--project", type=Path, required=True, help="project folder")
@@ -466,12 +553,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _error_text(error: Exception) -> str:
+    """``<path>: <reason>`` for a file system error (Python's own text is "[Errno 20] Not a
+    directory: 'x'"); the engine's errors already name their file."""
+    if isinstance(error, OSError) and error.strerror:
+        where = error.filename if error.filename is not None else ""
+        if error.filename2 is not None:
+            where = f"{where} -> {error.filename2}"
+        return f"{where}: {error.strerror}" if where != "" else error.strerror
+    return str(error)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, RuntimeError, FileNotFoundError) as error:
-        print(f"frcnn: error: {error}", file=sys.stderr)
+    except BrokenPipeError:
+        # The reader of our output went away (frcnn ... | head): stop quietly, and keep Python
+        # from failing again when it flushes stdout on exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    # The engine's user errors (ProjectError, FormatError, ImageLoadError, ExportError,
+    # TrainingError ...) are ValueError or RuntimeError; OSError is a file or folder that
+    # cannot be written or read. None is a bug, so none deserves a traceback.
+    except (ValueError, RuntimeError, OSError) as error:
+        print(f"frcnn: error: {_error_text(error)}", file=sys.stderr)
         return 2
 
 

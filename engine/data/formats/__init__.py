@@ -74,6 +74,10 @@ def write_annotations(annotations: AnnotationSet, format: str, out: str | os.Pat
     if images not in IMAGE_MODES:
         raise ValueError(f"images must be one of {IMAGE_MODES}, not {images!r}")
     out = Path(out)
+    folder = out.parent if format == "coco" and out.suffix.lower() == ".json" else out
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"{folder}: is a file; the {format} export needs a folder there"
+                         + (" (or a .json file name)" if format == "coco" else ""))
     if format == "coco":
         return write_coco(annotations, out, split=split)
     if format == "labelme":

@@ -11,6 +11,7 @@ import pytest
 
 from engine.data.annotations import Category
 from engine.data.formats import FormatError, read_annotations, write_annotations
+from engine.data.formats.common import skipped_box_count
 
 from .conftest import box_table, entries, write_image
 
@@ -139,6 +140,8 @@ def test_bad_annotations_are_reported_and_skipped_images_kept(tmp_path):
         ("annotation 7", "skipped"),  # no bbox, no segmentation
         ("annotation #9", "skipped"),  # not an object
     ]
+    # What an import's summary counts as boxes skipped: the 7 skipped annotations.
+    assert skipped_box_count(annotations.report) == 7
     assert "unknown category id 9" in annotations.report[4].reason
     assert all(e.file == str(tmp_path / "c.json") for e in annotations.report)
     paths = [Path(i.path).name for i in annotations.images]

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from engine.data.formats import FormatError, read_annotations, write_annotations
+from engine.data.formats.common import skipped_box_count
 from engine.data.images import image_size
 
 from .conftest import box_table, entries, write_image
@@ -61,6 +62,8 @@ def test_other_shapes_are_skipped_and_counted(tmp_path):
                       ("shapes", "skipped")]
     assert annotations.report[-1].reason.startswith(
         "1 circle, 1 line, 1 linestrip, 1 point, 3 polygon shapes skipped")
+    # Shapes that are not rectangles are no boxes: the two bad rectangles are the skipped boxes.
+    assert skipped_box_count(annotations.report) == 2
 
 
 def test_image_path_relative_with_backslashes_and_missing_images(tmp_path):

@@ -11,6 +11,7 @@ from PIL import Image
 
 from engine.data.annotations import AnnotationSet, BoxRecord, Category, ImageRecord
 from engine.data.formats import FormatError, read_annotations, write_annotations
+from engine.data.formats.common import skipped_box_count
 from engine.data.images import load_image
 
 from .conftest import box_table, entries, write_image
@@ -259,6 +260,7 @@ def test_bad_objects_are_reported_and_skipped(tmp_path):
         ("object 7 (cat)", "note"),  # <truncated>maybe</truncated> taken as 0
     ]
     assert all(e.file == str(folder / "a.xml") for e in annotations.report)
+    assert skipped_box_count(annotations.report) == 5
 
 
 def test_a_malformed_xml_among_many_is_reported_a_lone_one_raises(tmp_path):

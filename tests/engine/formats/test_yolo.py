@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from engine.data.formats import FormatError, read_annotations, write_annotations
+from engine.data.formats.common import skipped_box_count
 from engine.data.formats.yolo import parse_yaml_subset
 
 from .conftest import box_table, entries, write_image
@@ -100,6 +101,7 @@ def test_unknown_class_ids_and_malformed_lines_are_reported(tmp_path):
     assert report == [("line 1", "skipped"), ("line 2", "skipped"), ("line 3", "skipped"),
                       ("line 4", "skipped"), ("line 5", "skipped"), ("line 6", "clipped"),
                       ("line 7", "note"), ("line 8", "note")]
+    assert skipped_box_count(annotations.report) == 5
     boxes = annotations.images[0].boxes
     assert [(b.x0, b.x1) for b in boxes] == [(480, 640), (288, 352), (64, 192)]
     assert (boxes[2].y0, boxes[2].y1) == (48, 192)
@@ -117,6 +119,8 @@ def test_unreadable_and_zero_byte_images_keep_their_records_but_not_boxes(tmp_pa
     assert report == [("broken.jpg", "note"), ("broken.txt", "skipped"),
                       ("orphan.txt", "skipped")]
     assert "2 boxes skipped" in annotations.report[1].reason
+    assert annotations.report[2].reason.startswith("1 boxes skipped: no image with this name")
+    assert skipped_box_count(annotations.report) == 3
 
 
 def test_mixed_case_suffixes_and_labels_beside_images(tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -61,8 +62,11 @@ def test_predict_writes_coco_results(run, tmp_path):
     assert main(["predict", *map(str, images), "--checkpoint", str(out / "last.pt"),
                  "--out", str(results), "--device", "cpu"]) == 0
     for item in json.loads(results.read_text()):
-        assert set(item) == {"file_name", "category_id", "category", "score", "bbox"}
+        assert set(item) == {"image_id", "file_name", "category_id", "category", "score",
+                             "bbox"}
         assert item["category_id"] in (1, 2, 3, 4)
+        # Without --coco, image ids are 1, 2, ... in the order the images were given.
+        assert item["image_id"] == images.index(Path(item["file_name"])) + 1
 
 
 def test_resume_and_a_missing_checkpoint(run, capsys):
@@ -110,3 +114,46 @@ def test_shipped_configs_are_valid():
         data = json.loads(path.read_text())
         DetectorConfig.from_dict(data["detector"])
         TrainSettings.from_dict(data["training"])
+
+
+def test_predict_results_load_in_pycocotools_with_the_ground_truths_image_ids(run, tmp_path,
+                                                                             capsys):
+    """``--coco GT.json`` takes each image's id from the ground truth (here the project's own
+    COCO export), so that ``COCO(GT).loadRes`` and COCOeval pair them. ``file_name`` says
+    which image each detection is on."""
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    project, out, _ = run
+    ground_truth_file = tmp_path / "gt.json"
+    assert main(["export-annotations", "--project", str(project), "--format", "coco",
+                 "--out", str(ground_truth_file)]) == 0
+    ground_truth = COCO(str(ground_truth_file))
+    id_of = {Path(image["file_name"]).name: image["id"]
+             for image in ground_truth.dataset["images"]}
+    images = sorted((project / "images").iterdir())[-2:]  # ids other than 1, 2
+    results = tmp_path / "preds.json"
+    assert main(["predict", *map(str, images), "--checkpoint", str(out / "last.pt"),
+                 "--device", "cpu", "--out", str(results), "--coco",
+                 str(ground_truth_file)]) == 0
+    predictions = json.loads(results.read_text())
+    assert predictions, "the tiny model finds nothing: nothing to load"
+    for item in predictions:
+        assert set(item) == {"image_id", "file_name", "category_id", "category", "score",
+                             "bbox"}
+        assert item["image_id"] == id_of[Path(item["file_name"]).name]
+    loaded = ground_truth.loadRes(str(results))
+    assert len(loaded.getAnnIds()) == len(predictions)
+    evaluation = COCOeval(ground_truth, loaded, "bbox")
+    evaluation.params.imgIds = [id_of[image.name] for image in images]
+    evaluation.evaluate()
+    evaluation.accumulate()
+    assert evaluation.eval["precision"].shape[2] == 4  # the 4 demo classes
+    # An image the ground truth does not hold: an error before any work, nothing written.
+    capsys.readouterr()
+    stranger = tmp_path / "stranger.png"
+    stranger.write_bytes(images[0].read_bytes())
+    assert main(["predict", str(stranger), "--checkpoint", str(out / "last.pt"), "--out",
+                 str(tmp_path / "none.json"), "--coco", str(ground_truth_file)]) == 2
+    assert f"{stranger}: not among the images of {ground_truth_file}" in capsys.readouterr().err
+    assert not (tmp_path / "none.json").exists()
