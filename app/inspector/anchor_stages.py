@@ -201,6 +201,17 @@ def matching_scene(ctx: StageContext) -> Scene:
     if valid_selection(selection, "anchor", trace.num_anchors):
         scene.layers.append(BoxLayer(anchors[selection.index][None].numpy(), HIGHLIGHT,
                                      width=3, name="selected"))
+    elif valid_selection(selection, "target", boxes.shape[0]):
+        # The clicked box's best anchors, each with its IoU (drawn on top of everything).
+        row = selection.index
+        mine = best.anchors[row]
+        scene.layers.append(BoxLayer(anchors[mine].numpy(), HIGHLIGHT, width=2, dashed=True,
+                                     name="anchor"))
+        scene.layers.append(BoxLayer(boxes[row][None].numpy(), HIGHLIGHT, width=3,
+                                     name="selected"))
+        for anchor, iou in zip(mine.tolist(), best.ious[row].tolist()):
+            scene.labels.append(TextLabel(float(anchors[anchor][0]), float(anchors[anchor][1]),
+                                          f"IoU {iou:.2f}", HIGHLIGHT, focus=True))
     counts = [int((matching.labels == value).sum()) for value in (1, 0, -1)]
     ignored_total = int(((matching.labels == -1) & _level_mask(trace, ctx.options.level_filter))
                         .sum())

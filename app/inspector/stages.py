@@ -71,8 +71,8 @@ def neighbour(key: str, trace: Trace | None, step: int) -> str:
 
 
 # Layers about the clicked item, and the labelled boxes (few, and what everything is compared
-# with); when an item is selected, every other layer and the score labels are dimmed so that it
-# stands out of hundreds of boxes.
+# with); when an item is selected, every other layer is dimmed (and its labels left out) so that
+# it stands out of hundreds of boxes.
 FOCUS_LAYERS = frozenset({
     "selected", "suppressor", "removed by selected", "anchor", "its proposal", "refined",
     "roi bins", "roi samples", "feature positions", "best proposal", "cell centre",
@@ -88,9 +88,8 @@ def build_scene(key: str, ctx: StageContext) -> Scene:
             if layer.name not in FOCUS_LAYERS and not layer.name.startswith(
                     KEPT_BRIGHT_PREFIXES):
                 layer.alpha *= DIMMED_ALPHA
-        for label in scene.labels:
-            if not label.focus:
-                label.alpha *= DIMMED_ALPHA
+        # Score tags of dimmed boxes would be grey smudges over the picture: leave them out.
+        scene.labels = [label for label in scene.labels if label.focus]
     return scene
 
 
