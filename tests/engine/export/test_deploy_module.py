@@ -81,3 +81,20 @@ def test_generated_picture_is_fixed_and_differs_from_the_input_size():
     first, second = generated_picture(224), generated_picture(224)
     assert first.shape == (3, 231, 339) and torch.equal(first, second)
     assert float(first.min()) >= 0.0 and float(first.max()) <= 1.0
+
+
+def test_deploy_module_with_a_single_pooled_level(torchvision_checkpoints, real_images):
+    """mobilenet_v3_large pools every proposal from one map and drops proposals below
+    objectness 0.05: the other branches of the module."""
+    from engine.detector.checkpoint import load_detector
+
+    model = load_detector(torchvision_checkpoints["mobilenet_v3_large"]).model
+    assert model.pooled_levels == 1 and model.rpn.test_settings.score_thresh == 0.05
+    deploy = DeployDetector(inference_copy(model)).eval()
+    for image in real_images:
+        with torch.inference_mode():
+            expected = model([image])[0]
+            boxes, labels, scores = deploy(image)
+        assert len(expected["boxes"]) > 0
+        assert torch.equal(boxes, expected["boxes"]) and torch.equal(scores, expected["scores"])
+        assert torch.equal(labels, expected["labels"])
