@@ -39,15 +39,12 @@ def torchscript_module(model: FasterRCNN) -> torch.jit.ScriptModule:
         return torch.jit.script(deploy)
 
 
-def save_torchscript(model: FasterRCNN, path: str | os.PathLike,
-                     card_json: str | None = None) -> None:
-    """Write the TorchScript file; ``card_json``, when given, travels inside it too (read it
-    with ``torch.jit.load(path, _extra_files={"model_card.json": ""})``)."""
+def save_torchscript(model: FasterRCNN, path: str | os.PathLike) -> None:
+    """Write the TorchScript file."""
     module = torchscript_module(model)
-    extra = {"model_card.json": card_json} if card_json is not None else {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
-        torch.jit.save(module, os.fspath(path), _extra_files=extra)
+        torch.jit.save(module, os.fspath(path))
 
 
 def load_torchscript(path: str | os.PathLike) -> torch.jit.ScriptModule:
