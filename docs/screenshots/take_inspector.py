@@ -80,6 +80,19 @@ def selection_for(key: str, trace: Trace) -> Selection | None:
     return None
 
 
+def _focus_box(key: str, trace: Trace, selection: Selection | None) -> list[float] | None:
+    """The image area the screenshot of stage ``key`` zooms to (None: the whole image)."""
+    if selection is None:
+        return None
+    if key == "roi-levels":
+        return trace.rpn.proposals[selection.index].tolist()
+    if key in ("proposals-nms", "class-nms"):
+        stage = trace.rpn if key == "proposals-nms" else trace.postprocess
+        both = stage.boxes[[selection.index, int(stage.suppressed_by[selection.index])]]
+        return [*both[:, :2].min(0).values.tolist(), *both[:, 2:].max(0).values.tolist()]
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", type=Path, required=True)
@@ -114,9 +127,10 @@ def main(argv: list[str] | None = None) -> int:
         selection = selection_for(stage.key, trace)
         view.set_selection(selection)
         view.canvas.fit()
-        if stage.key == "roi-levels" and selection is not None:
-            # Close enough to see the 7x7 bins and their sample points.
-            x0, y0, x1, y1 = trace.rpn.proposals[selection.index].tolist()
+        focus = _focus_box(stage.key, trace, selection)
+        if focus is not None:
+            # Close enough to see the 7x7 bins, or a suppressed box beside its suppressor.
+            x0, y0, x1, y1 = focus
             pad_x, pad_y = (x1 - x0) * 0.6, (y1 - y0) * 0.6
             view.canvas.show_rect(x0 - pad_x, y0 - pad_y, x1 + pad_x, y1 + pad_y)
         app.processEvents()
