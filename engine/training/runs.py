@@ -154,6 +154,8 @@ def read_metrics(folder: str | os.PathLike) -> list[dict]:
 
 
 def process_alive(pid: int) -> bool:
+    if os.name == "nt":  # os.kill(pid, 0) would send Ctrl-C there: ask Windows instead
+        return _windows_process_alive(pid)
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -163,6 +165,22 @@ def process_alive(pid: int) -> bool:
     except OSError:
         return False
     return True
+
+
+def _windows_process_alive(pid: int) -> bool:
+    import ctypes
+
+    kernel32 = ctypes.windll.kernel32
+    handle = kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
+    if not handle:
+        return False
+    try:
+        code = ctypes.c_ulong()
+        if not kernel32.GetExitCodeProcess(handle, ctypes.byref(code)):
+            return False
+        return code.value == 259  # STILL_ACTIVE
+    finally:
+        kernel32.CloseHandle(handle)
 
 
 @dataclass
