@@ -344,7 +344,7 @@ class MainWindow(QMainWindow):
         self.labeling.reload_project()
         self.statusBar().showMessage(report.summary(), 10000)
         self.last_report = ReportDialog("Import report", report.summary(), report.entries,
-                                        self)
+                                        self, imported=[str(f) for f in report.files])
         self.last_report.show()
 
     def ask_export(self) -> None:
@@ -384,7 +384,10 @@ class MainWindow(QMainWindow):
 
     def _images_added(self, result) -> None:
         self.labeling.reload_project()
-        summary = f"Added {len(result.added)} images; {len(result.entries)} left out."
+        notes = len(result.entries) - len(result.skipped)
+        summary = (f"Added {len(result.added)} images; {len(result.skipped)} left out"
+                   + (f"; {notes} notes (same content as another image)" if notes else "")
+                   + ".")
         self.statusBar().showMessage(summary, 10000)
         if result.entries:
             self.last_report = ReportDialog("Add images", summary, result.entries, self)

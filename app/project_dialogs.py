@@ -25,10 +25,12 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QLineEdit,
+    QListWidget,
     QPushButton,
     QSpinBox,
     QTableWidget,
     QTableWidgetItem,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -231,7 +233,7 @@ class ReportDialog(QDialog):
     """A summary line and, one per row, every item that was not taken as it was."""
 
     def __init__(self, title: str, summary: str, entries: list[ReportEntry],
-                 parent: QWidget | None = None) -> None:
+                 parent: QWidget | None = None, imported: list[str] | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle(title)
         self.summary = QLabel(summary)
@@ -251,8 +253,15 @@ class ReportDialog(QDialog):
         header.setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
         header.setMaximumSectionSize(420)
         self.table.resizeRowsToContents()
-        self.table.setVisible(bool(entries))
-        self._text = "\n".join([summary, *map(str, entries)])
+        # What was taken, file by file, beside what was not taken as it was.
+        self.imported = QListWidget()
+        self.imported.addItems(imported or [])
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self.table, f"Not taken as they were ({len(entries)})")
+        if imported is not None:
+            self.tabs.addTab(self.imported, f"Imported ({len(imported)})")
+        self.tabs.setVisible(bool(entries) or bool(imported))
+        self._text = "\n".join([summary, *map(str, entries), *(imported or [])])
         copy = QPushButton("Copy report")
         copy.clicked.connect(lambda: QGuiApplication.clipboard().setText(self._text))
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
@@ -261,6 +270,6 @@ class ReportDialog(QDialog):
         buttons.accepted.connect(self.accept)
         layout = QVBoxLayout(self)
         layout.addWidget(self.summary)
-        layout.addWidget(self.table, 1)
+        layout.addWidget(self.tabs, 1)
         layout.addWidget(buttons)
-        self.resize(900, 480 if entries else 160)
+        self.resize(900, 480 if entries or imported else 160)

@@ -125,6 +125,7 @@ def test_import_through_the_dialog_adds_images_and_shows_the_report(qtbot, windo
     assert report.table.rowCount() >= 1
     assert any("gone.png" in report.table.item(r, 0).text() + report.table.item(r, 2).text()
                for r in range(report.table.rowCount()))
+    assert report.imported.count() == 2  # file by file: what each contributed
     assert window.labeling.image_list.model.rowCount() == 6
     assert window.project.category_by_name("hexagon") is not None
     assert window.labeling.class_panel.list.count() == 5
