@@ -40,6 +40,8 @@ from .runs_list import RunsList
 from .settings_form import TrainingSettingsForm
 
 ERROR_STYLE = "color:#c92a2a"
+WARNING_COLOR = "#b35c00"
+SHOWN_WARNINGS = 4  # the latest ones; the run's events.jsonl keeps them all
 SHUTDOWN_WAIT_S = 30.0
 
 
@@ -92,7 +94,6 @@ class TrainingView(QWidget):
         self._shown_run: Path | None = None  # the run the curves show
         self._paused = False
         self._stop_requested = False
-        self._total_steps: int | None = None
         self._message = ""
 
         self.form = TrainingSettingsForm()
@@ -110,6 +111,12 @@ class TrainingView(QWidget):
         self.message = QLabel("")
         self.message.setWordWrap(True)
         self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        # The worker's warnings (an unreadable image left out, ...): kept while the run goes on.
+        self.warnings = QLabel("")
+        self.warnings.setWordWrap(True)
+        self.warnings.setStyleSheet(f"color:{WARNING_COLOR}")
+        self.warnings.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self._warnings: list[str] = []
         self.runs_list = RunsList(self.project_folder)
         self.run_details = QLabel("")
         self.run_details.setWordWrap(True)
@@ -128,6 +135,7 @@ class TrainingView(QWidget):
         settings_layout.addWidget(self.progress)
         settings_layout.addWidget(self.speed)
         settings_layout.addWidget(self.message)
+        settings_layout.addWidget(self.warnings)
         runs_box = QGroupBox("Runs")
         runs_layout = QVBoxLayout(runs_box)
         runs_layout.addWidget(self.runs_list, 1)
@@ -179,7 +187,7 @@ class TrainingView(QWidget):
         last.pt) and wait for it, with a bounded wait, then kill."""
         driver = self._driver
         if driver is not None:
-            driver.event.disconnect(self._on_event)
+            driver.event.disconnect(self.show_event)
             driver.exited.disconnect(self._on_exited)
             driver.shutdown(SHUTDOWN_WAIT_S)
             self._driver = None
@@ -251,13 +259,14 @@ class TrainingView(QWidget):
         folder = Path(job.out)
         self._run_folder = self._shown_run = folder
         self._paused = self._stop_requested = False
-        self._total_steps = None
+        self._warnings.clear()
+        self.warnings.setText("")
         try:
             driver = WorkerDriver(job, self)
         except OSError as error:
             self._say(f"The training process could not start: {error}", error=True)
             return
-        driver.event.connect(self._on_event)
+        driver.event.connect(self.show_event)
         driver.exited.connect(self._on_exited)
         self._driver = driver
         self.progress.setRange(0, 0)  # busy until the worker says how many steps
@@ -270,14 +279,14 @@ class TrainingView(QWidget):
         self._update_buttons()
         self.running_changed.emit(True)
 
-    def _on_event(self, event: dict) -> None:
+    def show_event(self, event: dict) -> None:
+        """Show one worker protocol event: curves, progress, messages."""
         kind = event.get("event")
         if self._shown_run == self._run_folder:
             self.plots.add_event(event)
         if kind == "hello":
             self.runs_list.refresh()  # now the files say "running"
         elif kind == "started":
-            self._total_steps = event["total_steps"]
             self.progress.setRange(0, max(1, event["total_steps"]))
             self.progress.setValue(event["resumed_at_step"])
             self.progress.setFormat("%v / %m steps")
@@ -302,6 +311,13 @@ class TrainingView(QWidget):
             self.checkpoint_written.emit(Path(event["path"]))
             if event["kind"] == "best":
                 self.runs_list.refresh()
+        elif kind == "warning":
+            self._warnings.append(str(event.get("message", "")))
+            shown = self._warnings[-SHOWN_WARNINGS:]
+            more = len(self._warnings) - len(shown)
+            self.warnings.setText("\n".join(
+                [f"Warning: {text}" for text in shown]
+                + ([f"({more} earlier warnings in events.jsonl)"] if more else [])))
         elif kind == "paused":
             self._paused = True
             self._say(f"Paused at step {event['step']}.")

@@ -166,6 +166,33 @@ def test_what_else_stops_a_run_before_it_starts(tmp_path):
     assert problem.startswith("The project cannot be opened")
 
 
+def test_what_the_worker_says_is_shown(qtbot, demo):
+    view = TrainingView(demo)
+    qtbot.addWidget(view)
+    view.show_event({"event": "started", "device": "cuda:0", "amp": True, "train_images": 30,
+                     "val_images": 8, "classes": ["a", "b"], "epochs": 12,
+                     "steps_per_epoch": 15, "total_steps": 180, "batch_size": 2,
+                     "world_size": 1, "lr": 0.0025, "resumed_at_step": 45})
+    assert view.message_text() == ("Training on cuda:0: 30 train / 8 val images, 2 classes, "
+                                   "12 epochs of 15 steps, lr 0.0025, resumed at step 45.")
+    assert (view.progress.value(), view.progress.maximum()) == (45, 180)
+    view.show_event({"event": "step", "step": 46, "total_steps": 180, "epoch": 4, "batch": 1,
+                     "batches": 15, "losses": {}, "loss": 0.8125, "lr": 0.0025,
+                     "images_per_s": 12.5, "eta_s": 21.4})
+    assert view.progress.value() == 46
+    assert view.speed.text() == ("Epoch 4, batch 1/15 · loss 0.812 · 12.50 images/s · "
+                                 "ETA 00:21")
+    for n in range(6):
+        view.show_event({"event": "warning", "kind": "unreadable_image", "step": 46,
+                         "message": f"img{n}.jpg cannot be read; left out"})
+    assert view.warnings.text().splitlines() == [
+        "Warning: img2.jpg cannot be read; left out", "Warning: img3.jpg cannot be read; left out",
+        "Warning: img4.jpg cannot be read; left out", "Warning: img5.jpg cannot be read; left out",
+        "(2 earlier warnings in events.jsonl)"]
+    view.show_event({"event": "output", "text": "a library printing to stdout"})  # ignored
+    view.shutdown()
+
+
 def test_durations_read_as_a_clock():
     assert format_duration(None) == "--:--"
     assert format_duration(75.4) == "01:15"
