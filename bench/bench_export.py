@@ -9,7 +9,7 @@ torchvision format is left out: it is torchvision's own model, timed against our
 ``bench_detector.py``.
 
     python bench/bench_export.py [--checkpoint RUN/best.pt] [--min-size 800 --max-size 1333]
-                                 [--image tests/data/raccoon-1.jpg] [--repeats 7]
+                                 [--image tests/data/raccoon-1.jpg] [--repeats 7] [--threads N]
 
 Without ``--checkpoint`` the model is EfficientNet-Lite0 (the default backbone) with its
 packaged ImageNet weights and seeded random heads, at ``--min-size``/``--max-size``.
@@ -63,10 +63,14 @@ def main() -> None:
     parser.add_argument("--max-size", type=int, default=1333)
     parser.add_argument("--image", type=Path, default=REPO / "tests" / "data" / "raccoon-1.jpg")
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--threads", type=int, help="torch and onnxruntime threads "
+                                                    "(default: torch's default)")
     args = parser.parse_args()
 
     import onnxruntime
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     threads = torch.get_num_threads()
     folder = Path(tempfile.mkdtemp(prefix="bench_export_"))
     checkpoint = args.checkpoint or make_checkpoint(folder, args.min_size, args.max_size)

@@ -77,7 +77,7 @@ def export_model(
     if format not in FORMATS:
         raise ExportError(f"unknown export format {format!r}; choose one of {', '.join(FORMATS)}")
     if out.is_dir():
-        raise ExportError(f"{out} is a folder; --out names the file to write, e.g. "
+        raise ExportError(f"{out} is a folder; give the path of the file to write, e.g. "
                           f"{out / ('model' + _SUFFIXES[format])}")
     say(f"loading {checkpoint}")
     loaded = _load(checkpoint)
