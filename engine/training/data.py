@@ -5,6 +5,10 @@ background); :func:`classes_for` makes that mapping once and it is saved with ev
 Every random choice here (the order of images, which ones are flipped) is a function of the
 seed and the epoch, so a run resumed at an epoch or a step sees exactly the batches an
 uninterrupted run would have seen.
+
+A file that cannot be decoded (a truncated JPEG passes an import, which reads only headers) does
+not end a run: :class:`TrainingBatches` leaves it out of its batch and says so, and
+:meth:`DetectionDataset.without_unreadable` leaves it out of an evaluation.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..data.images import image_to_tensor, load_image
+from ..data.images import ImageLoadError, image_to_tensor, load_image
 from ..data.project import CategoryRow, TrainingRecord
 from ..detector.checkpoint import ClassInfo
 
@@ -38,6 +42,25 @@ class Sample:
     target: dict[str, torch.Tensor]
 
 
+@dataclass(frozen=True)
+class UnreadableImage:
+    """An image of a split whose file cannot be decoded; ``reason`` is the loader's message
+    (it names the file)."""
+
+    image_id: int
+    path: str
+    reason: str
+
+
+@dataclass
+class Batch:
+    """One training step's images: ``samples`` the batch's readable images (never empty),
+    ``unreadable`` the batch's images left out because their files cannot be decoded."""
+
+    samples: list[Sample]
+    unreadable: list[UnreadableImage]
+
+
 class DetectionDataset(torch.utils.data.Dataset):
     """Records of one split as samples. ``flip_probability`` > 0 flips images horizontally at
     random (training); which ones is decided by (seed, epoch, index): see :meth:`set_epoch`."""
@@ -51,6 +74,7 @@ class DetectionDataset(torch.utils.data.Dataset):
         seed: int = 0,
     ) -> None:
         self.records = list(records)
+        self.classes = list(classes)
         self.class_of = {c.category_id: c.class_id for c in classes}
         self.flip_probability = flip_probability
         self.seed = seed
@@ -66,7 +90,31 @@ class DetectionDataset(torch.utils.data.Dataset):
         """Width / height per image (1.0 where the size is unknown)."""
         return [r.width / r.height if r.width and r.height else 1.0 for r in self.records]
 
+    def without_unreadable(self) -> tuple[DetectionDataset, list[UnreadableImage]]:
+        """This dataset without the images that cannot be decoded, and those images. Decodes
+        every image once."""
+        readable, unreadable = [], []
+        for index, record in enumerate(self.records):
+            loaded = self.load(index)
+            if isinstance(loaded, UnreadableImage):
+                unreadable.append(loaded)
+            else:
+                readable.append(record)
+        kept = DetectionDataset(readable, self.classes, flip_probability=self.flip_probability,
+                                seed=self.seed)
+        kept.set_epoch(self.epoch)
+        return kept, unreadable
+
+    def load(self, index: int) -> Sample | UnreadableImage:
+        """``self[index]``, or what is wrong with its file when it cannot be decoded."""
+        try:
+            return self[index]
+        except ImageLoadError as error:
+            record = self.records[index]
+            return UnreadableImage(record.image_id, str(record.path), str(error))
+
     def __getitem__(self, index: int) -> Sample:
+        """Raises :class:`~engine.data.images.ImageLoadError` for a file it cannot decode."""
         record = self.records[index]
         image = image_to_tensor(load_image(record.path))
         boxes = torch.tensor(record.boxes, dtype=torch.float32).reshape(-1, 4)
@@ -126,5 +174,45 @@ def shard(batches: list[list[int]], rank: int, world_size: int) -> list[list[int
     return batches[rank:usable:world_size]
 
 
-def collate(samples: list[Sample]) -> list[Sample]:
-    return samples
+class TrainingBatches(torch.utils.data.Dataset):
+    """The batches of an epoch as a dataset: item ``k`` is batch ``k`` (a list of ``dataset``
+    indices, as :func:`epoch_batches` makes them) loaded as a :class:`Batch`. A DataLoader over
+    it (``batch_size=None``) loads whole batches, so one unreadable file costs only itself.
+
+    An unreadable image is left out of its batch. When no image of a batch can be read, the
+    first readable image after the batch's first one (in dataset order, wrapping around) stands
+    in, so that every batch still gives a step: under data parallelism every process must take
+    the same number of steps. Which image stands in depends only on the files, so a resumed run
+    sees the same batches. Raises ImageLoadError when no image of the dataset can be read.
+    """
+
+    def __init__(self, dataset: DetectionDataset, batches: Sequence[Sequence[int]]) -> None:
+        self.dataset = dataset
+        self.batches = [list(batch) for batch in batches]
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __getitem__(self, k: int) -> Batch:
+        samples, unreadable = [], []
+        for index in self.batches[k]:
+            loaded = self.dataset.load(index)
+            (unreadable if isinstance(loaded, UnreadableImage) else samples).append(loaded)
+        if not samples:
+            samples.append(self._stand_in(self.batches[k][0], unreadable))
+        return Batch(samples, unreadable)
+
+    def _stand_in(self, first: int, unreadable: list[UnreadableImage]) -> Sample:
+        count = len(self.dataset)
+        for offset in range(1, count):
+            loaded = self.dataset.load((first + offset) % count)
+            if isinstance(loaded, Sample):
+                return loaded
+        raise ImageLoadError(
+            f"none of the {count} images to train on can be read; the first: "
+            f"{unreadable[0].reason}")
+
+
+def as_is(item):
+    """The DataLoader's collate function: its items are already whole batches."""
+    return item

@@ -48,6 +48,8 @@ class TerminalProgress:
                 + ", ".join(f"{name} {ap:.3f}" for name, ap in worst) + ")")
         elif kind == "checkpoint":
             self._print(f"saved {event['kind']} checkpoint {event['path']}")
+        elif kind == "warning":
+            self._print(f"warning: {event['message']}")
         elif kind in ("stopped", "finished", "paused", "resumed"):
             self._print(f"{kind} at step {event['step']}")
 

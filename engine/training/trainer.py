@@ -10,6 +10,9 @@ steps the uninterrupted run would have taken.
 Under torchrun (``WORLD_SIZE`` > 1) every process trains on its share of each epoch's batches
 with DistributedDataParallel (gradients averaged); process 0 alone evaluates, reports and
 writes files.
+
+An image whose file cannot be decoded is left out (of its batch, or of the evaluation) with a
+``warning`` event naming it, once per run; training goes on.
 """
 
 from __future__ import annotations
@@ -27,11 +30,19 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
+from ..data.images import ImageLoadError
 from ..data.project import TrainingRecord
 from ..detector.build import build_model, model_from_config
 from ..detector.checkpoint import ClassInfo, read_checkpoint, save_detector
 from ..detector.config import DetectorConfig
-from .data import DetectionDataset, collate, epoch_batches, shard
+from .data import (
+    DetectionDataset,
+    TrainingBatches,
+    UnreadableImage,
+    as_is,
+    epoch_batches,
+    shard,
+)
 from .evaluation import EvalResult, evaluate_model
 from .settings import TrainSettings
 
@@ -143,6 +154,8 @@ class Trainer:
                                            flip_probability=self.settings.flip_probability,
                                            seed=self.settings.seed)
         self.val_data = DetectionDataset(val_records, self.classes)
+        self._val_checked = False  # unreadable validation images left out yet?
+        self._warned: set[tuple[str, int]] = set()  # (split, image id) already reported
         self.optimizer = torch.optim.SGD(
             [p for p in self.model.parameters() if p.requires_grad],
             lr=self.settings.base_lr(self.world_size), momentum=self.settings.momentum,
@@ -215,6 +228,8 @@ class Trainer:
         flushing = self.device.type == "cpu" and torch.set_flush_denormal(True)
         try:
             return self._run()
+        except ImageLoadError as error:  # no image left to train on, or one went bad mid-run
+            raise TrainingError("data", str(error)) from error
         finally:
             if flushing:
                 torch.set_flush_denormal(False)
@@ -243,15 +258,18 @@ class Trainer:
             self.train_data.set_epoch(epoch)
             batches = self._batches(epoch)
             loader = torch.utils.data.DataLoader(
-                self.train_data, batch_sampler=batches[self.position.batch:],
-                collate_fn=collate, num_workers=self._workers(),
+                TrainingBatches(self.train_data, batches), batch_size=None,
+                sampler=range(self.position.batch, len(batches)),
+                collate_fn=as_is, num_workers=self._workers(),
                 # Its own generator: creating a loader must not draw from the global random
                 # state, or a resumed run would draw differently from an uninterrupted one.
                 generator=torch.Generator().manual_seed(self.settings.seed + epoch),
             )
-            for samples in loader:
+            for batch in loader:
+                self._warn_unreadable("train", self._gather(batch.unreadable))
                 if self._should_stop():
                     return self._stopped()
+                samples = batch.samples
                 losses = self._step(samples, per_epoch)
                 self.position.batch += 1
                 self.position.step += 1
@@ -294,6 +312,31 @@ class Trainer:
             stop = bool(flag.item() > 0)
         return stop
 
+    def _gather(self, found: list[UnreadableImage]) -> list[UnreadableImage]:
+        """What every process found in its batch of this step (collective under torchrun, so
+        that process 0 reports the others' files too)."""
+        if self.world_size == 1:
+            return found
+        count = torch.tensor([float(len(found))], device=self._collective_device())
+        dist.all_reduce(count)
+        if count.item() == 0:
+            return []
+        everyone: list[list[UnreadableImage] | None] = [None] * self.world_size
+        dist.all_gather_object(everyone, found)
+        return [item for part in everyone for item in part]
+
+    def _warn_unreadable(self, split: str, found: list[UnreadableImage]) -> None:
+        """One ``warning`` event per unreadable image and split in a run."""
+        for item in found:
+            if (split, item.image_id) in self._warned:
+                continue
+            self._warned.add((split, item.image_id))
+            purpose = "training" if split == "train" else "evaluation"
+            self._emit({"event": "warning", "kind": "unreadable_image", "split": split,
+                        "image_id": item.image_id, "path": item.path,
+                        "step": self.position.step,
+                        "message": f"left out of {purpose}: {item.reason}"})
+
     def _collective_device(self) -> torch.device:
         return self.device if dist.get_backend() == "nccl" else torch.device("cpu")
 
@@ -335,6 +378,12 @@ class Trainer:
     def _evaluate(self, epoch: int) -> EvalResult | None:
         if self.rank != 0 or len(self.val_data) == 0:
             return None
+        if not self._val_checked:
+            self.val_data, unreadable = self.val_data.without_unreadable()
+            self._val_checked = True
+            self._warn_unreadable("val", unreadable)
+            if len(self.val_data) == 0:
+                return None
         result = evaluate_model(self.model, self.val_data, self.classes, device=self.device)
         record = {"event": "eval", "epoch": epoch, "step": self.position.step,
                   **result.to_dict()}

@@ -19,6 +19,9 @@ stdout, one JSON object per line, each with ``"event"`` and ``"time"`` (Unix sec
   ``per_class``, ``per_class_AP50``, ``images``, ``detections``.
 - ``checkpoint``: ``kind`` ("last" or "best"), ``path``, ``step`` (``AP`` for "best").
 - ``paused`` / ``resumed``: ``step``.
+- ``warning``: ``kind``, ``message`` (a sentence naming what and why), ``step``; training
+  goes on. ``kind`` "unreadable_image": an image whose file cannot be decoded was left out of
+  training or evaluation (``split``, ``image_id``, ``path``); once per image and split per run.
 - ``stopped``: ``reason`` ("requested" or "max_steps"), ``step``: a checkpoint was written.
 - ``finished``: ``step``, ``best_AP``.
 - ``error``: ``kind`` ("nan", "oom", "data", "config" or "crash"), ``message``.
