@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 from torchvision.models.detection import fasterrcnn_resnet50_fpn
-from torchvision.ops import box_iou
+from torchvision.ops import batched_nms, box_iou
 
 from engine import build_model
 from engine.detector import Inspection, inspect, load_trace, save_trace
@@ -124,6 +124,59 @@ def test_level_assignment_matches_the_fpn_equation(traced):
     assert (levels.k_min, levels.k_max, levels.level_names) == (2, 5, ["P2", "P3", "P4", "P5"])
 
 
+def test_anchors_and_levels_on_an_image_the_transform_resizes(model, image):
+    """A 320 x 240 image with min_size 224: the short side 240 -> 224, so the scale is
+    224 / 240 = 0.9333 and the width floor(320 * 0.9333) = 298 (sx = 298 / 320 = 0.93125).
+    Anchors are laid out in the resized image and shown in the original's pixels; the FPN
+    level equation sees resized pixels."""
+    photo = torch.nn.functional.interpolate(image[None], size=(240, 320), mode="bilinear",
+                                            align_corners=False)[0]
+    sy, sx = 224 / 240, 298 / 320
+    # The P4 anchor of size 128, ratio 1 (cell anchor 1 of 3) on the cell at row 5, column 7
+    # (stride 16, centre (112, 80)) is (48, 16, 176, 144) in the resized image. P4 is 14 x 20
+    # cells; before it come P2's 56 * 80 * 3 and P3's 28 * 40 * 3 anchors: its index is
+    # 13440 + 3360 + (5 * 20 + 7) * 3 + 1 = 17122. A target box exactly on it, in original
+    # pixels (48 / sx, 16 / sy, 176 / sx, 144 / sy):
+    on_anchor = torch.tensor([[48 / sx, 16 / sy, 176 / sx, 144 / sy]])
+    trace = inspect(model, photo, {"boxes": on_anchor, "labels": torch.tensor([1])})
+
+    assert trace.image_size == (240, 320) and trace.resized_size == (224, 298)
+    assert trace.scale == pytest.approx((0.9333333, 0.93125))
+    # Padded to 224 x 320: the same grid as at scale 1, strides in resized pixels.
+    assert [lvl.feature_size for lvl in trace.levels][:3] == [(56, 80), (28, 40), (14, 20)]
+    assert [lvl.stride for lvl in trace.levels][:3] == [(4, 4), (8, 8), (16, 16)]
+    # The first P2 anchor, (-23, -11, 23, 11) resized, is 320 / 298 wider and 240 / 224 taller
+    # in the original: (-24.698, -11.786, 24.698, 11.786).
+    torch.testing.assert_close(trace.levels[0].anchors[0],
+                               torch.tensor([-24.698, -11.786, 24.698, 11.786]),
+                               atol=1e-3, rtol=0)
+    p4 = trace.levels[2]
+    assert p4.first_anchor + 322 == 17122
+    torch.testing.assert_close(p4.anchors[322], torch.tensor([51.544, 17.143, 188.993, 154.286]),
+                               atol=1e-3, rtol=0)
+    torch.testing.assert_close(p4.anchors[322], on_anchor[0])
+    # Matching ran in resized pixels, on the box scaled there: IoU 1 with that very anchor.
+    matching = trace.anchor_matching
+    assert float(matching.box_best_iou[0]) == pytest.approx(1.0, abs=1e-5)
+    assert int(matching.labels[17122]) == 1 and int(matching.matched_box[17122]) == 0
+    assert float(matching.best_iou[17122]) == pytest.approx(1.0, abs=1e-5)
+
+    # Level assignment: k = floor(4 + log2(sqrt(w h) / 224)) with w and h in resized pixels,
+    # i.e. the original sqrt area times sqrt(sx * sy) = 0.93229.
+    proposals, levels = trace.rpn.proposals, trace.roi_levels
+    width, height = proposals[:, 2] - proposals[:, 0], proposals[:, 3] - proposals[:, 1]
+    original_side = torch.sqrt(width * height)
+    torch.testing.assert_close(levels.sqrt_area, original_side * math.sqrt(sx * sy),
+                               rtol=1e-4, atol=1e-3)
+    for side, level in zip(levels.sqrt_area.tolist(), levels.level.tolist()):
+        assert level == min(max(math.floor(4 + math.log2(side / 224) + 1e-6), 2), 5)
+    # Proposals of original sqrt area 112 to 120.1 would be P3 in original pixels (112 / 224
+    # is one level below 224), but are 104.4 to 112 resized: P2. There are such proposals.
+    boundary = (original_side >= 112) & (original_side < 112 / math.sqrt(sx * sy))
+    assert int(boundary.sum()) > 0
+    assert set(levels.level[boundary].tolist()) == {2}
+
+
 def test_anchor_matching_and_coverage(model, image):
     # One box exactly on an anchor (a P4 anchor, size 128 ratio 1, centred at (96, 96) in the
     # resized image) and one box too small for any anchor to reach IoU 0.7.
@@ -191,6 +244,51 @@ def test_nms_suppressors_golden():
     kept = torch.tensor([0, 2, 3])  # box 1 (IoU 0.82 with box 0) was removed
     result = nms_suppressors(boxes, groups, torch.arange(4), kept, 0.5)
     assert result.tolist() == [-1, 0, -1, -1]
+
+
+def _all_pairs_suppressors(boxes, groups, considered, kept, iou_thresh):
+    """The first implementation, kept as the reference: IoU of every removed box with every
+    kept box, masked to the same group; the first kept overlap in NMS order."""
+    suppressor = torch.full((boxes.shape[0],), -1, dtype=torch.int64)
+    is_kept = torch.zeros(boxes.shape[0], dtype=torch.bool)
+    is_kept[kept] = True
+    removed = considered[~is_kept[considered]]
+    if removed.numel() == 0 or kept.numel() == 0:
+        return suppressor
+    overlaps = box_iou(boxes[removed], boxes[kept]) > iou_thresh
+    overlaps &= groups[removed][:, None] == groups[kept][None, :]
+    found = overlaps.any(dim=1)
+    first = overlaps.to(torch.uint8).argmax(dim=1)
+    suppressor[removed[found]] = kept[first[found]]
+    return suppressor
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_nms_suppressors_equal_the_all_pairs_reference(seed, monkeypatch):
+    """Group by group, in blocks, gives exactly what all pairs give: on clustered random
+    boxes (many overlaps) in 1 to 90 groups, for batched NMS's kept boxes and for any kept
+    subset in any order."""
+    generator = torch.Generator().manual_seed(seed)
+    count = 3000
+    centres = torch.rand(20, 2, generator=generator) * 800
+    xy = centres[torch.randint(20, (count,), generator=generator)] + torch.randn(
+        count, 2, generator=generator) * 8
+    wh = torch.rand(count, 2, generator=generator) * 40 + 60
+    boxes = torch.cat([xy - wh / 2, xy + wh / 2], dim=1)
+    groups = torch.randint((1, 5, 90)[seed % 3], (count,), generator=generator)
+    scores = torch.rand(count, generator=generator)
+    considered = torch.where(torch.rand(count, generator=generator) < 0.9)[0]
+    # Small blocks, so that groups are split into several chunks too.
+    monkeypatch.setattr("engine.detector.inspection._SUPPRESSOR_BLOCK", 5000)
+    for thresh in (0.3, 0.5, 0.7):
+        kept = considered[batched_nms(boxes[considered], scores[considered],
+                                      groups[considered], thresh)]
+        expected = _all_pairs_suppressors(boxes, groups, considered, kept, thresh)
+        assert int((expected >= 0).sum()) > 100
+        assert torch.equal(nms_suppressors(boxes, groups, considered, kept, thresh), expected)
+    shuffled = considered[torch.randperm(considered.numel(), generator=generator)][:1000]
+    expected = _all_pairs_suppressors(boxes, groups, considered, shuffled, 0.5)
+    assert torch.equal(nms_suppressors(boxes, groups, considered, shuffled, 0.5), expected)
 
 
 def test_roi_rerun_equals_a_fresh_run_and_skips_the_rpn(model, image):
