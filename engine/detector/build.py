@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -162,6 +163,8 @@ def model_from_config(
         channels_last=config.channels_last,
     )
     model.config = config
+    if config.frozen_batchnorm_eps is not None:
+        _set_frozen_batchnorm_eps(model, config.frozen_batchnorm_eps)
     if config.channels_last:
         model.backbone.to(memory_format=torch.channels_last)
         model.rpn.head.to(memory_format=torch.channels_last)
@@ -197,10 +200,16 @@ def load_coco_weights(model: FasterRCNN, backbone: str, num_classes: int) -> Non
     else:
         model.load_state_dict(state)
     if backbone == "resnet50":
-        # torchvision's v1 COCO weights were trained with FrozenBatchNorm eps 0.
-        for module in model.modules():
-            if isinstance(module, FrozenBatchNorm2d):
-                module.eps = 0.0
+        # torchvision's v1 COCO weights were trained with FrozenBatchNorm eps 0; the config
+        # says so too, so that a checkpoint of this model loads with the same epsilon.
+        _set_frozen_batchnorm_eps(model, 0.0)
+        model.config = dataclasses.replace(model.config, frozen_batchnorm_eps=0.0)
+
+
+def _set_frozen_batchnorm_eps(model: FasterRCNN, eps: float) -> None:
+    for module in model.modules():
+        if isinstance(module, FrozenBatchNorm2d):
+            module.eps = eps
 
 
 

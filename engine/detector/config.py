@@ -23,6 +23,10 @@ class DetectorConfig:
     # Backbone
     trainable_backbone_layers: int | None = None
     frozen_batchnorm: bool | None = None
+    # The frozen BatchNorms' epsilon when it is not torchvision's 1e-5: torchvision's v1 COCO
+    # weights for resnet50 were trained with 0, and a model fine-tuned from them must keep 0
+    # when its checkpoint is loaded again.
+    frozen_batchnorm_eps: float | None = None
     fold_frozen_batchnorm: bool = True
     # NHWC convolutions: faster on CPUs (oneDNN) and on GPUs with AMP; the same function up to
     # float rounding (turn off, with fold_frozen_batchnorm, for bit-exact torchvision parity).

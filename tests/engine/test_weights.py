@@ -124,7 +124,7 @@ def test_unknown_weights_name():
         build_model("resnet18", num_classes=3, weights="cocoa")
 
 
-def test_resnet50_coco_v1_weights_use_frozen_batchnorm_eps_zero():
+def test_resnet50_coco_v1_weights_use_frozen_batchnorm_eps_zero(tmp_path):
     """torchvision trained its v1 COCO weights with eps 0 and sets it so on load; we do too."""
     from torchvision.models.detection import fasterrcnn_resnet50_fpn
     from torchvision.ops.misc import FrozenBatchNorm2d
@@ -138,3 +138,10 @@ def test_resnet50_coco_v1_weights_use_frozen_batchnorm_eps_zero():
     model = build_model("resnet50", num_classes=91, weights="coco", **TINY)
     norms = [m for m in model.modules() if isinstance(m, FrozenBatchNorm2d)]
     assert len(norms) == 53 and all(m.eps == 0.0 for m in norms)
+    # A checkpoint of the fine-tuned model loads with the same epsilon.
+    from engine.detector.checkpoint import ClassInfo, load_detector, save_detector
+
+    saved = save_detector(tmp_path / "fine-tuned.pt", model,
+                          [ClassInfo(i, f"c{i}") for i in range(1, 91)])
+    again = load_detector(saved).model
+    assert all(m.eps == 0.0 for m in again.modules() if isinstance(m, FrozenBatchNorm2d))
