@@ -90,7 +90,7 @@ class Clock:
     def reset(self) -> None:
         self.trace_at = self.scene_at = self.painted_at = None
 
-    def spin(self, until, timeout: float = 600.0) -> None:
+    def spin(self, until, timeout: float = 300.0) -> None:
         start = time.perf_counter()
         while not until():
             if time.perf_counter() - start > timeout:
@@ -98,8 +98,10 @@ class Clock:
             self.app.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 5)
 
 
-def _change(clock: Clock, slider, value: int) -> tuple[float, float, float]:
-    """(to the trace, to the rebuilt picture, to the end of the repaint) in seconds."""
+def _change(clock: Clock, slider, low: int, high: int) -> tuple[float, float, float]:
+    """Move ``slider`` to ``low``, or to ``high`` when it is at ``low``; (to the trace, to the
+    rebuilt picture, to the end of the repaint) in seconds."""
+    value = high if slider.value() == low else low
     clock.reset()
     start = time.perf_counter()
     slider.setValue(value)
@@ -146,14 +148,13 @@ def main() -> None:
         for key in ROI_STAGES:
             view.set_stage(key)
             clock.spin(lambda: True)
-            times = [_change(clock, slider, 30 if i % 2 == 0 else 50)
-                     for i in range(args.repeats)]
+            times = [_change(clock, slider, 30, 50) for _ in range(args.repeats)]
             rows.append((f"ROI: score threshold, stage {key}", times))
         view.set_stage("detections")
         rpn_slider = view.controls.sliders["rpn_nms_thresh"]
         times = []
-        for i in range(args.repeats):
-            times.append(_change(clock, rpn_slider, 65 if i % 2 == 0 else 70))
+        for _ in range(args.repeats):
+            times.append(_change(clock, rpn_slider, 65, 70))
             clock.spin(lambda: view._precompute_task is None)
         rows.append(("RPN: NMS IoU, stage detections", times))
         trace = view.trace

@@ -629,9 +629,12 @@ class InspectorView(QWidget):
             return
         scene = build_scene(self._stage_key, self._context())
         self.canvas.set_scene(scene)
-        self.caption.setText("\n".join(scene.caption))
-        self.legend.setText(_legend_html(scene.legend))
-        self.info.setText(scene.info)
+        # Setting a label's text lays it out again even when it is the same (tens of ms for a
+        # table): a slider move often leaves the caption, legend or info as they were.
+        for label, text in ((self.caption, "\n".join(scene.caption)),
+                            (self.legend, _legend_html(scene.legend)), (self.info, scene.info)):
+            if label.text() != text:
+                label.setText(text)
         self.chart.show_chart(scene.chart)
         self.scene_changed.emit()
 
