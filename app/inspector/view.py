@@ -132,6 +132,7 @@ class InspectorView(QWidget):
         self._runner = TaskRunner(self, name="inspector")
         self._generation = 0
         self._checkpoint: Path | None = None
+        self._checkpoint_stamp: tuple | None = None
         self._detector: LoadedDetector | None = None
         self._classes = Classes()
         self._image_path: Path | None = None
@@ -298,13 +299,17 @@ class InspectorView(QWidget):
     # ------------------------------------------------------------------ the contract
 
     def set_checkpoints(self, paths: list[Path]) -> None:
-        """Offer these checkpoints (newest first); the first is loaded when none is chosen."""
+        """Offer these checkpoints (newest first); the first is loaded when none is chosen.
+        The chosen one is loaded again when its file changed since (a training run rewrites
+        ``best.pt`` and ``last.pt``)."""
         self.checkpoint_box.clear()
         for path in paths:
             self._add_checkpoint_item(Path(path))
         if self._checkpoint is not None:
             self._add_checkpoint_item(self._checkpoint)
             self.checkpoint_box.setCurrentIndex(self.checkpoint_box.findData(str(self._checkpoint)))
+            if _modified(self._checkpoint) != self._checkpoint_stamp:
+                self.load_checkpoint(self._checkpoint)
         elif paths:
             self.load_checkpoint(Path(paths[0]))
 
@@ -314,10 +319,16 @@ class InspectorView(QWidget):
         see the module docstring of :mod:`app.inspector.ground_truth` for boxes left out."""
         if len(boxes) != len(category_ids):
             raise ValueError(f"{len(boxes)} boxes but {len(category_ids)} category ids")
+        boxes = [tuple(float(v) for v in box) for box in boxes]
+        category_ids = [int(c) for c in category_ids]
+        unchanged = (Path(path), boxes, category_ids) == (self._image_path, self._boxes,
+                                                          self._category_ids)
+        if unchanged and (self._image is not None or self._image_task is not None):
+            return  # the same image and boxes (a window refreshing): nothing to run again
         self._invalidate()
         self._image_path = Path(path)
-        self._boxes = [tuple(float(v) for v in box) for box in boxes]
-        self._category_ids = [int(c) for c in category_ids]
+        self._boxes = boxes
+        self._category_ids = category_ids
         self._image = None
         self.canvas.set_image(None)
         if self._image_task is not None:
@@ -340,6 +351,7 @@ class InspectorView(QWidget):
         path = Path(path)
         self._invalidate()
         self._checkpoint = path
+        self._checkpoint_stamp = _modified(path)
         self._detector = None
         self._add_checkpoint_item(path)
         self.checkpoint_box.setCurrentIndex(self.checkpoint_box.findData(str(path)))
@@ -700,6 +712,15 @@ class InspectorView(QWidget):
         super().showEvent(event)
         if self._needs_run:
             self._start_first_run()
+
+
+def _modified(path: Path) -> tuple | None:
+    """(modification time, size) of ``path``, None when it cannot be read."""
+    try:
+        status = path.stat()
+    except OSError:
+        return None
+    return status.st_mtime_ns, status.st_size
 
 
 def _legend_html(entries: list[LegendEntry]) -> str:

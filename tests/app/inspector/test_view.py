@@ -3,6 +3,7 @@ every stage, click a proposal, change a threshold, export a stage."""
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 
@@ -212,3 +213,28 @@ def test_a_bad_checkpoint_is_reported_and_another_can_be_chosen(qtbot, view, ins
         view.checkpoint_box.activated.emit(1)  # what choosing the second entry does
     assert view.checkpoint_box.currentIndex() == 1
     assert Path(view.checkpoint_box.currentData()) == inspector_checkpoint
+
+
+def test_a_rewritten_checkpoint_is_reloaded_and_the_same_image_is_not_rerun(
+        qtbot, view, inspector_checkpoint, demo_sample, tmp_path, monkeypatch):
+    checkpoint = tmp_path / "best.pt"
+    checkpoint.write_bytes(inspector_checkpoint.read_bytes())
+    _inspect(qtbot, view, checkpoint, demo_sample)
+    loads, runs = [], []
+    real_load, real_run = view_module._load_checkpoint_job, view_module._first_run_job
+    monkeypatch.setattr(view_module, "_load_checkpoint_job",
+                        lambda path: loads.append(path) or real_load(path))
+    monkeypatch.setattr(view_module, "_first_run_job",
+                        lambda *args, task: runs.append(1) or real_run(*args, task=task))
+    first = view.trace
+    view.set_image(*demo_sample)  # the window refreshing the same image: nothing to do
+    view.set_checkpoints([checkpoint])  # the file has not changed: nothing to do
+    qtbot.wait(50)
+    assert view.trace is first and loads == [] and runs == []
+    # Training writes best.pt again: offering it again loads it again.
+    checkpoint.write_bytes(inspector_checkpoint.read_bytes())
+    stamp = checkpoint.stat()
+    os.utime(checkpoint, ns=(stamp.st_atime_ns, stamp.st_mtime_ns + 10**9))
+    with qtbot.waitSignal(view.trace_changed, timeout=RUN_TIMEOUT_MS):
+        view.set_checkpoints([checkpoint])
+    assert loads == [checkpoint] and runs == [1]
