@@ -33,6 +33,7 @@ from .stage_base import (
     box_text,
     drawn_note,
     limited,
+    nms_sets,
     paragraph,
     table,
     title,
@@ -197,26 +198,10 @@ def threshold_select(ctx: StageContext, x: float, y: float) -> Selection | None:
 # ----------------------------------------------------------------------- 5c: per-class NMS
 
 
-def _class_nms_sets(ctx: StageContext) -> dict[str, torch.Tensor]:
-    """Candidate indices, best first: ``final`` (the detections), ``beyond`` (kept past the
-    limit), ``suppressed``; ``*_shown`` the drawn (best ``max_boxes``) of each."""
-    post, limit = ctx.trace.postprocess, ctx.options.max_boxes
-    final = torch.zeros_like(post.nms_kept)
-    final[post.final] = True
-    sets = {"final": post.final,
-            "beyond": best_first(torch.where(post.nms_kept & ~final)[0], post.scores),
-            "suppressed": best_first(torch.where(post.suppressed_by >= 0)[0], post.scores)}
-    for name in list(sets):
-        sets[f"{name}_shown"] = sets[name][:limit]
-    if not ctx.options.show_suppressed:
-        sets["suppressed_shown"] = sets["suppressed"][:0]
-    return sets
-
-
 def class_nms_scene(ctx: StageContext) -> Scene:
     trace = ctx.trace
     post = trace.postprocess
-    sets = _class_nms_sets(ctx)
+    sets = nms_sets(ctx.trace.postprocess, ctx.options)
     suppressed = sets["suppressed"]
     scene = Scene()
     scene.layers.append(BoxLayer(post.boxes[sets["suppressed_shown"]].numpy(), FADED, alpha=0.5,
@@ -250,7 +235,7 @@ def class_nms_scene(ctx: StageContext) -> Scene:
 
 def class_nms_select(ctx: StageContext, x: float, y: float) -> Selection | None:
     post = ctx.trace.postprocess
-    sets = _class_nms_sets(ctx)
+    sets = nms_sets(ctx.trace.postprocess, ctx.options)
     groups = [("candidate", post.boxes[sets[name]].numpy(), sets[name].numpy())
               for name in ("final_shown", "beyond_shown", "suppressed_shown")]
     hit = pick(groups, x, y, ctx.tolerance)

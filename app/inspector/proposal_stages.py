@@ -28,7 +28,6 @@ from .scene import (
 from .stage_base import (
     Selection,
     StageContext,
-    best_first,
     box_size,
     box_text,
     counts_by_level,
@@ -36,6 +35,7 @@ from .stage_base import (
     level_colour,
     level_name,
     limited,
+    nms_sets,
     paragraph,
     resized_iou,
     table,
@@ -149,26 +149,10 @@ def _suppressed_by(post_or_rpn, index: int) -> torch.Tensor:
     return torch.where(post_or_rpn.suppressed_by == index)[0]
 
 
-def _rpn_nms_sets(ctx: StageContext) -> dict[str, torch.Tensor]:
-    """Candidate indices, best first: all ``final`` proposals, the ``beyond`` ones NMS kept
-    past the top-k, the ``suppressed``; ``*_shown`` the drawn (best ``max_boxes``) of each."""
-    rpn, limit = ctx.trace.rpn, ctx.options.max_boxes
-    final = torch.zeros_like(rpn.nms_kept)
-    final[rpn.final] = True
-    sets = {"final": rpn.final,
-            "beyond": best_first(torch.where(rpn.nms_kept & ~final)[0], rpn.scores),
-            "suppressed": best_first(torch.where(rpn.suppressed_by >= 0)[0], rpn.scores)}
-    for name in list(sets):
-        sets[f"{name}_shown"] = sets[name][:limit]
-    if not ctx.options.show_suppressed:
-        sets["suppressed_shown"] = sets["suppressed"][:0]
-    return sets
-
-
 def rpn_nms_scene(ctx: StageContext) -> Scene:
     trace = ctx.trace
     rpn = trace.rpn
-    sets = _rpn_nms_sets(ctx)
+    sets = nms_sets(ctx.trace.rpn, ctx.options)
     suppressed = sets["suppressed"]
     scene = Scene()
     scene.layers.append(BoxLayer(rpn.boxes[sets["suppressed_shown"]].numpy(), FADED, alpha=0.45,
@@ -242,7 +226,7 @@ def _nms_selection(scene: Scene, trace: Trace, stage, index: int, threshold: flo
 
 def rpn_nms_select(ctx: StageContext, x: float, y: float) -> Selection | None:
     rpn = ctx.trace.rpn
-    sets = _rpn_nms_sets(ctx)
+    sets = nms_sets(ctx.trace.rpn, ctx.options)
     groups = [("rpn", rpn.boxes[sets[name]].numpy(), sets[name].numpy())
               for name in ("final_shown", "beyond_shown", "suppressed_shown")]
     hit = pick(groups, x, y, ctx.tolerance)

@@ -194,6 +194,24 @@ def rows_of(boxes: torch.Tensor, mask: torch.Tensor) -> tuple[np.ndarray, np.nda
     return boxes[indices].numpy().astype(np.float64).reshape(-1, 4), indices.numpy()
 
 
+def nms_sets(stage, options) -> dict[str, torch.Tensor]:
+    """An NMS stage's candidates (the RPN's proposals or the per-class detections: anything
+    with ``nms_kept``, ``suppressed_by``, ``final`` and ``scores``), as index sets best first:
+    ``final`` (kept and within the top-k), ``beyond`` (kept past the top-k), ``suppressed``;
+    ``*_shown`` the drawn ones of each (the best ``options.max_boxes``; no suppressed ones
+    when ``options.show_suppressed`` is off)."""
+    final = torch.zeros_like(stage.nms_kept)
+    final[stage.final] = True
+    sets = {"final": stage.final,
+            "beyond": best_first(torch.where(stage.nms_kept & ~final)[0], stage.scores),
+            "suppressed": best_first(torch.where(stage.suppressed_by >= 0)[0], stage.scores)}
+    for name in list(sets):
+        sets[f"{name}_shown"] = sets[name][:options.max_boxes]
+    if not options.show_suppressed:
+        sets["suppressed_shown"] = sets["suppressed"][:0]
+    return sets
+
+
 def best_first(indices: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
     """``indices`` ordered by decreasing ``scores[indices]`` (hit tests prefer the best)."""
     if indices.numel() == 0:
