@@ -19,7 +19,10 @@ class TerminalProgress:
     """A report callback for :class:`~engine.training.trainer.Trainer`. On a terminal the step
     line redraws in place; in a log (not a terminal) a line every ``log_every`` steps."""
 
-    def __init__(self, stream: TextIO = sys.stderr, width: int = 28, log_every: int = 20) -> None:
+    def __init__(self, stream: TextIO | None = None, width: int = 28,
+                 log_every: int = 20) -> None:
+        # sys.stderr as it is now, not as it was at import (a redirect may have replaced it).
+        stream = stream if stream is not None else sys.stderr
         self.stream = stream
         self.width = width
         self.log_every = log_every
