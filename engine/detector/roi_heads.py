@@ -302,15 +302,18 @@ class RoIHeads(nn.Module):
         self.output_size = output_size
         self.sampling_ratio = sampling_ratio
 
+    def pool(self, features: list[torch.Tensor], proposals: list[torch.Tensor]) -> torch.Tensor:
+        """Each proposal's RoIAlign grid from its FPN level: (P, C, 7, 7)."""
+        levels = assign_levels(torch.cat(proposals), self.k_min, self.k_max)
+        return multiscale_roi_align(
+            features, self.strides, proposals, levels.index, self.output_size, self.sampling_ratio
+        )
+
     def box_features(
         self, features: list[torch.Tensor], proposals: list[torch.Tensor]
     ) -> torch.Tensor:
         """Pooled and embedded features of every proposal: (P, representation_size)."""
-        levels = assign_levels(torch.cat(proposals), self.k_min, self.k_max)
-        pooled = multiscale_roi_align(
-            features, self.strides, proposals, levels.index, self.output_size, self.sampling_ratio
-        )
-        return self.box_head(pooled)
+        return self.box_head(self.pool(features, proposals))
 
     def predict(
         self, features: list[torch.Tensor], proposals: list[torch.Tensor]

@@ -358,6 +358,19 @@ def test_precomputed_box_head_serves_rpn_reruns(model, image):
     assert inspection.precompute_box_head(stop=lambda: True) == 0
 
 
+def test_box_head_reruns_pool_in_parallel_with_the_same_numbers(model, image):
+    inspection = Inspection(model, image)
+    trace = inspection.run()
+    proposals = trace.rpn.boxes[trace.rpn.valid][:200] * torch.tensor(
+        [trace.scale[1], trace.scale[0]] * 2)  # back to resized pixels, as the head sees them
+    assert proposals.shape[0] >= 100  # enough to be split between threads
+    with torch.inference_mode():
+        parallel = inspection._predict(proposals)
+        features = inspection._cache["features"][: model.pooled_levels]
+        serial = model.roi_heads.predict(features, [proposals])
+    assert torch.equal(parallel[0], serial[0]) and torch.equal(parallel[1], serial[1])
+
+
 def test_unknown_setting_is_refused(model, image):
     with pytest.raises(ValueError, match="box_nms_thresh"):
         inspect(model, image, box_nms=0.3)
