@@ -20,6 +20,10 @@ from engine.data.project import Project
 from .main_window import APPLICATION_NAME, MainWindow, main_window_application
 from .workers import TaskRunner
 
+# The app's demo has images left to label too: train on the 300 labeled ones, then let the
+# model suggest boxes for these.
+DEMO_UNLABELED = 60
+
 
 def demo_project_folder() -> Path:
     """Where the demo project lives: the per-user application data folder, then ``demo``."""
@@ -43,7 +47,7 @@ def ensure_demo_project() -> Path:
     loop = QEventLoop()
     outcome: list = []
     runner = TaskRunner(name="demo-writer")
-    runner.submit(write_demo_project, folder,
+    runner.submit(write_demo_project, folder, unlabeled=DEMO_UNLABELED,
                   on_done=lambda result: (outcome.append(result), loop.quit()),
                   on_error=lambda error, _details: (outcome.append(error), loop.quit()))
     loop.exec()

@@ -136,16 +136,18 @@ def demo_images(count: int = 24, seed: int = 0) -> list[DemoImage]:
 
 
 def write_demo_project(out: str | os.PathLike, count: int = 300, seed: int = 0, *,
-                       val_fraction: float = 0.2) -> Path:
+                       val_fraction: float = 0.2, unlabeled: int = 0) -> Path:
     """Write a demo project: ``count`` PNGs in ``out/images`` and ``out/project.sqlite``.
 
     Categories are :data:`CLASSES` with ids 1..4; every image is "done" with its boxes; splits
-    are train/val in the proportion ``1 - val_fraction : val_fraction`` (seeded). ``out`` must
+    are train/val in the proportion ``1 - val_fraction : val_fraction`` (seeded). Then
+    ``unlabeled`` more images, drawn the same way, without their boxes, status "unlabeled" and
+    no split: what is left to label (by hand or with a trained model's suggestions). ``out`` must
     not exist or be an empty folder. The project is built in a temporary sibling folder and
     renamed into place, so an interrupted run never leaves a half-made demo behind.
     """
     from .annotations import BoxRecord
-    from .project import Project, ProjectError, measure_image
+    from .project import Project, ProjectError, measure_image, split_assignment
 
     out = Path(os.path.abspath(out))
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
@@ -161,20 +163,27 @@ def write_demo_project(out: str | os.PathLike, count: int = 300, seed: int = 0, 
             ids = [project.add_category(name, color, category_id=index + 1).id
                    for index, (name, color) in enumerate(zip(CLASSES, CLASS_COLORS))]
             by_name = dict(zip(CLASSES, ids))
-            for index in range(count):
+            labeled_ids: list[int] = []
+            for index in range(count + unlabeled):
                 # One at a time, not demo_images(count): 300 images would hold 70 MB at once.
                 item = draw_demo_image(seed * 1000 + index)
                 path = building / "images" / item.name
                 # Level 3: a third of level 6's time for 15% larger files.
                 item.image.save(path, compress_level=3)
                 measured = measure_image(path)
+                labeled = index < count
                 image_id = project.insert_image(
                     path, width=measured.width, height=measured.height, hash=measured.hash,
-                    status="done")
-                project.set_boxes(image_id, [
-                    BoxRecord(*box, by_name[label], source="manual")
-                    for box, label in zip(item.boxes, item.labels)])
-            project.assign_splits({"train": 1 - val_fraction, "val": val_fraction}, seed)
+                    status="done" if labeled else "unlabeled")
+                if labeled:
+                    labeled_ids.append(image_id)
+                    project.set_boxes(image_id, [
+                        BoxRecord(*box, by_name[label], source="manual")
+                        for box, label in zip(item.boxes, item.labels)])
+            assignment = split_assignment(
+                labeled_ids, {"train": 1 - val_fraction, "val": val_fraction}, seed)
+            for split in ("train", "val"):
+                project.set_split([i for i, s in assignment.items() if s == split], split)
         if out.exists():
             out.rmdir()
         building.rename(out)

@@ -180,17 +180,17 @@ def test_without_a_project_the_demo_project_is_written_once_then_reused(qapp, tm
     demo = tmp_path / "user-data" / "demo"
     written = []
 
-    def small_demo(folder):
-        written.append(folder)
-        return write_demo_project(folder, count=3)
+    def small_demo(folder, unlabeled):
+        written.append((folder, unlabeled))
+        return write_demo_project(folder, count=3, unlabeled=2)
 
     monkeypatch.setattr(app_main, "demo_project_folder", lambda: demo)
     monkeypatch.setattr(app_main, "write_demo_project", small_demo)
     assert app_main.ensure_demo_project() == demo
     assert app_main.ensure_demo_project() == demo
-    assert written == [demo]
+    assert written == [(demo, app_main.DEMO_UNLABELED)]  # images left to label, too
     with Project.open(demo) as project:
-        assert len(project.images()) == 3
+        assert len(project.images()) == 5
 
 
 def test_the_demo_folder_is_in_the_per_user_data_folder(qapp):

@@ -87,3 +87,18 @@ def test_frcnn_info_on_a_folder_without_a_project_fails_clearly(tmp_path, capsys
     assert main(["info", "--project", str(tmp_path)]) == 2
     assert "not a project folder" in capsys.readouterr().err
     assert main(["demo", "--out", str(tmp_path / "x"), "--count", "0"]) == 2
+
+
+def test_a_demo_with_images_left_to_label(tmp_path):
+    folder = write_demo_project(tmp_path / "demo", count=6, unlabeled=3)
+    with Project.open(folder) as project:
+        images = project.images()
+        assert [image.status for image in images] == ["done"] * 6 + ["unlabeled"] * 3
+        assert [image.box_count > 0 for image in images[6:]] == [False] * 3
+        assert [image.split for image in images[6:]] == [None] * 3
+        assert {image.split for image in images[:6]} == {"train", "val"}
+    # The labeled part is the same project as without the extra images.
+    plain = write_demo_project(tmp_path / "plain", count=6)
+    with Project.open(plain) as a, Project.open(folder) as b:
+        assert [(i.split, i.hash) for i in a.images()] == \
+            [(i.split, i.hash) for i in b.images()[:6]]
