@@ -148,6 +148,7 @@ class AssistPanel(QWidget):
         layout.addWidget(self.class_table)
         layout.addWidget(self.count_label)
         layout.addLayout(decide)
+        layout.addStretch(1)  # packed at the top when the panel is taller than it needs
         self._threshold_changed()
         self._update()
 

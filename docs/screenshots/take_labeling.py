@@ -1,15 +1,18 @@
 """Screenshots of the labeling window's main states, as a user sees them.
 
-    xvfb-run -s "-screen 0 1600x1000x24" python docs/screenshots/take_labeling.py
+    xvfb-run -s "-screen 0 1600x1000x24" python docs/screenshots/take_labeling.py [CHECKPOINT]
 
 Writes ``docs/screenshots/labeling-*.png``: the window on the demo project with a box selected,
 drawing a box (crosshair, the box being dragged), the image list filtered, an import report
 (the raccoon dataset's LabelImg files when ``../shared/data`` is there), and an image whose file
-is missing. Each state is reached through the same calls the menus and mouse make.
+is missing; with a trained CHECKPOINT of the demo project (e.g. from `frcnn train --config
+resources/configs/demo-cpu.json`), its suggestions on an unlabeled image. Each state is reached
+through the same calls the menus and mouse make.
 """
 
 from __future__ import annotations
 
+import shutil
 import sys
 import tempfile
 import time
@@ -47,7 +50,12 @@ def shoot(name: str) -> None:
 def main() -> None:
     app = main_window_application()
     work = Path(tempfile.mkdtemp())
-    folder = write_demo_project(work / "demo", count=40)
+    folder = write_demo_project(work / "demo", count=40, unlabeled=5)
+    checkpoint = Path(sys.argv[1]) if len(sys.argv) > 1 else None
+    if checkpoint is not None:
+        run = folder / "runs" / "2026-11-25_10-36-26"
+        run.mkdir(parents=True)
+        shutil.copy(checkpoint, run / "best.pt")
     settings = QSettings(str(work / "settings.ini"), QSettings.Format.IniFormat)
     window = MainWindow(folder, settings=settings, title="Demo project")
     window.setGeometry(0, 0, 1600, 1000)
@@ -101,7 +109,24 @@ def main() -> None:
         shoot("import-report")
         window.last_report.close()
 
-    # 5. A missing file: listed, explained, its boxes kept.
+    # 5. A trained model's suggestions on an unlabeled image, one of them selected.
+    if checkpoint is not None:
+        view.assist.refresh_checkpoints()
+        unlabeled = [row.id for row in window.project.images(status="unlabeled")]
+        view.show_image(unlabeled[1])
+        settle(1.0)
+        view.assist.predict_image.click()
+        deadline = time.perf_counter() + 120
+        while view.assist.running and time.perf_counter() < deadline:
+            settle(0.2)
+        view.assist.slider.setValue(30)
+        shown = view.assist.shown()
+        if shown:
+            view.canvas._select_suggestion(shown[0][0])
+        canvas.zoom_by(1.0)
+        shoot("assist")
+
+    # 6. A missing file: listed, explained, its boxes kept.
     missing = window.project.images()[5]
     missing.file.rename(missing.file.with_suffix(".moved"))
     window.project.check_missing()
