@@ -83,6 +83,7 @@ class AssistPanel(QWidget):
 
         self.checkpoint = QComboBox()
         self.checkpoint.setToolTip("The trained model that suggests boxes")
+        self.checkpoint.setPlaceholderText("none yet: train one on the Train tab")
         self.checkpoint.activated.connect(self._checkpoint_chosen)
         self.predict_image = QPushButton("Predict this image")
         self.predict_unlabeled = QPushButton("Predict unlabeled images")
@@ -176,8 +177,15 @@ class AssistPanel(QWidget):
             self.checkpoint.addItem(Path(chosen).name, chosen)
         self.checkpoint.addItem("Other checkpoint file…", None)
         index = self.checkpoint.findData(chosen) if chosen is not None else 0
-        self.checkpoint.setCurrentIndex(max(index, 0))
+        self.checkpoint.setCurrentIndex(self._first_model(index))
         self._update()
+
+    def _first_model(self, index: int) -> int:
+        """``index`` if it names a model, else the first model listed; -1 (the placeholder)
+        when there is none yet, rather than showing "Other checkpoint file…" as chosen."""
+        if index >= 0 and self.checkpoint.itemData(index) is not None:
+            return index
+        return 0 if self.checkpoint.itemData(0) is not None else -1
 
     def refresh_classes(self) -> None:
         """One row per class with its own threshold (following the slider by default)."""
@@ -254,9 +262,7 @@ class AssistPanel(QWidget):
                                                   "Checkpoints (*.pt);;All files (*)")
             if path:
                 self.checkpoint.insertItem(0, Path(path).name, str(path))
-                self.checkpoint.setCurrentIndex(0)
-            else:
-                self.checkpoint.setCurrentIndex(0)
+            self.checkpoint.setCurrentIndex(self._first_model(0))
         self._update()
 
     # --- decisions --------------------------------------------------------------------------

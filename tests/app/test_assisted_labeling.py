@@ -106,3 +106,10 @@ def test_predicting_every_unlabeled_image_stores_their_suggestions(qtbot, model_
     assert window.project.image(unlabeled[0]).status == "unlabeled"  # saved on the timer
     qtbot.waitUntil(lambda: window.project.image(unlabeled[0]).status == "in_progress",
                     timeout=2000)
+
+
+def test_without_a_trained_model_the_panel_says_so(window):
+    assist = window.labeling.assist
+    assert assist.checkpoint.currentIndex() == -1
+    assert assist.checkpoint.placeholderText().startswith("none yet")
+    assert not assist.predict_image.isEnabled()
