@@ -33,6 +33,7 @@ from .stage_base import (
     box_text,
     drawn_note,
     limited,
+    nms_select,
     nms_sets,
     paragraph,
     table,
@@ -234,12 +235,7 @@ def class_nms_scene(ctx: StageContext) -> Scene:
 
 
 def class_nms_select(ctx: StageContext, x: float, y: float) -> Selection | None:
-    post = ctx.trace.postprocess
-    sets = nms_sets(ctx.trace.postprocess, ctx.options)
-    groups = [("candidate", post.boxes[sets[name]].numpy(), sets[name].numpy())
-              for name in ("final_shown", "beyond_shown", "suppressed_shown")]
-    hit = pick(groups, x, y, ctx.tolerance)
-    return None if hit is None else Selection(*hit)
+    return nms_select(ctx.trace.postprocess, "candidate", ctx, x, y)
 
 
 # ----------------------------------------------------------------------- 5d: detections

@@ -35,6 +35,7 @@ from .stage_base import (
     level_colour,
     level_name,
     limited,
+    nms_select,
     nms_sets,
     paragraph,
     resized_iou,
@@ -225,12 +226,7 @@ def _nms_selection(scene: Scene, trace: Trace, stage, index: int, threshold: flo
 
 
 def rpn_nms_select(ctx: StageContext, x: float, y: float) -> Selection | None:
-    rpn = ctx.trace.rpn
-    sets = nms_sets(ctx.trace.rpn, ctx.options)
-    groups = [("rpn", rpn.boxes[sets[name]].numpy(), sets[name].numpy())
-              for name in ("final_shown", "beyond_shown", "suppressed_shown")]
-    hit = pick(groups, x, y, ctx.tolerance)
-    return None if hit is None else Selection(*hit)
+    return nms_select(ctx.trace.rpn, "rpn", ctx, x, y)
 
 
 # ----------------------------------------------------------------------- 3c: final proposals

@@ -15,6 +15,7 @@ from torchvision.ops import box_iou
 from engine.detector.trace import Trace
 
 from .ground_truth import GroundTruth
+from .hit_testing import pick
 from .scene import PALETTE, Scene, palette
 
 # Text labels drawn on the image at most (the best-scoring first); the rest are in the info.
@@ -210,6 +211,16 @@ def nms_sets(stage, options) -> dict[str, torch.Tensor]:
     if not options.show_suppressed:
         sets["suppressed_shown"] = sets["suppressed"][:0]
     return sets
+
+
+def nms_select(stage, kind: str, ctx: StageContext, x: float, y: float) -> Selection | None:
+    """The drawn box of an NMS stage (see :func:`nms_sets`) under ``(x, y)``, as a selection
+    of ``kind`` ("rpn" or "candidate") with its candidate index."""
+    sets = nms_sets(stage, ctx.options)
+    groups = [(kind, stage.boxes[sets[name]].numpy(), sets[name].numpy())
+              for name in ("final_shown", "beyond_shown", "suppressed_shown")]
+    hit = pick(groups, x, y, ctx.tolerance)
+    return None if hit is None else Selection(*hit)
 
 
 def best_first(indices: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:

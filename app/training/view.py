@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
 
 from engine.data.project import Project, ProjectError
 from engine.training.job import TrainingJob
+from engine.training.progress import format_duration
 from engine.training.runs import RunInfo, new_run_folder, read_events, write_job
 
 from .evaluation_view import EvaluationView
@@ -43,16 +44,6 @@ ERROR_STYLE = "color:#c92a2a"
 WARNING_COLOR = "#b35c00"
 SHOWN_WARNINGS = 4  # the latest ones; the run's events.jsonl keeps them all
 SHUTDOWN_WAIT_S = 30.0
-
-
-def format_duration(seconds: float | None) -> str:
-    """``h:mm:ss`` or ``mm:ss``; "--:--" when unknown."""
-    if seconds is None:
-        return "--:--"
-    seconds = round(seconds)
-    hours, rest = divmod(seconds, 3600)
-    minutes = f"{rest // 60:02d}:{rest % 60:02d}"
-    return f"{hours}:{minutes}" if hours else minutes
 
 
 def training_data_problem(project_folder: Path) -> tuple[str | None, str | None]:

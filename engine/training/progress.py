@@ -6,10 +6,11 @@ import sys
 from typing import TextIO
 
 
-def _duration(seconds: float | None) -> str:
+def format_duration(seconds: float | None) -> str:
+    """``h:mm:ss`` or ``mm:ss`` (rounded to the second); "--:--" when unknown."""
     if seconds is None:
         return "--:--"
-    seconds = int(seconds)
+    seconds = round(seconds)
     hours, rest = divmod(seconds, 3600)
     minutes = f"{rest // 60:02d}:{rest % 60:02d}"
     return f"{hours}:{minutes}" if hours else minutes
@@ -62,7 +63,7 @@ class TerminalProgress:
         rate = event["images_per_s"]
         line = (f"[{'#' * filled}{'.' * (self.width - filled)}] {event['step']}/"
                 f"{event['total_steps']} epoch {event['epoch']} loss {event['loss']:.3f} "
-                f"lr {event['lr']:.3g} {rate or 0:.2f} img/s ETA {_duration(event['eta_s'])}")
+                f"lr {event['lr']:.3g} {rate or 0:.2f} img/s ETA {format_duration(event['eta_s'])}")
         if self.interactive:
             self.stream.write("\r" + line)
             self.stream.flush()
