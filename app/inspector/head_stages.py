@@ -33,6 +33,7 @@ from .stage_base import (
     box_text,
     drawn_note,
     limited,
+    nms_faded_layers,
     nms_select,
     nms_sets,
     paragraph,
@@ -205,11 +206,8 @@ def class_nms_scene(ctx: StageContext) -> Scene:
     sets = nms_sets(ctx.trace.postprocess, ctx.options)
     suppressed = sets["suppressed"]
     scene = Scene()
-    scene.layers.append(BoxLayer(post.boxes[sets["suppressed_shown"]].numpy(), FADED, alpha=0.5,
-                                 name="suppressed"))
-    beyond, final = sets["beyond_shown"], sets["final_shown"].flip(0)
-    scene.layers.append(BoxLayer(post.boxes[beyond].numpy(), FADED, dashed=True, alpha=0.5,
-                                 name="kept beyond the limit"))
+    scene.layers += nms_faded_layers(post.boxes, sets, 0.5, "kept beyond the limit")
+    final = sets["final_shown"].flip(0)
     scene.layers += _class_layers(ctx, post.boxes[final], post.labels[final], "kept", width=2)
     scene.labels = _score_labels(ctx, post.boxes, post.labels, post.scores, post.final)
     selection = valid_selection(ctx.selection, "candidate", post.scores.numel())

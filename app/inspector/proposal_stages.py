@@ -35,6 +35,7 @@ from .stage_base import (
     level_colour,
     level_name,
     limited,
+    nms_faded_layers,
     nms_select,
     nms_sets,
     paragraph,
@@ -156,10 +157,7 @@ def rpn_nms_scene(ctx: StageContext) -> Scene:
     sets = nms_sets(ctx.trace.rpn, ctx.options)
     suppressed = sets["suppressed"]
     scene = Scene()
-    scene.layers.append(BoxLayer(rpn.boxes[sets["suppressed_shown"]].numpy(), FADED, alpha=0.45,
-                                 name="suppressed"))
-    scene.layers.append(BoxLayer(rpn.boxes[sets["beyond_shown"]].numpy(), FADED, dashed=True,
-                                 alpha=0.45, name="kept beyond the top-k"))
+    scene.layers += nms_faded_layers(rpn.boxes, sets, 0.45, "kept beyond the top-k")
     scene.layers += _by_level_layers(trace, sets["final_shown"].flip(0), "proposals")
     selection = valid_selection(ctx.selection, "rpn", rpn.boxes.shape[0])
     scene.info = paragraph("Click a grey box to see which proposal suppressed it and their "

@@ -16,7 +16,7 @@ from engine.detector.trace import Trace
 
 from .ground_truth import GroundTruth
 from .hit_testing import pick
-from .scene import PALETTE, Scene, palette
+from .scene import FADED, PALETTE, BoxLayer, Scene, palette
 
 # Text labels drawn on the image at most (the best-scoring first); the rest are in the info.
 MAX_LABELS = 20
@@ -211,6 +211,16 @@ def nms_sets(stage, options) -> dict[str, torch.Tensor]:
     if not options.show_suppressed:
         sets["suppressed_shown"] = sets["suppressed"][:0]
     return sets
+
+
+def nms_faded_layers(boxes: torch.Tensor, sets: dict[str, torch.Tensor], alpha: float,
+                     beyond: str) -> list[BoxLayer]:
+    """What an NMS stage draws behind its survivors: the suppressed boxes faded, and those
+    kept past the top-k (named ``beyond``) faded and dashed. ``sets`` from :func:`nms_sets`."""
+    return [BoxLayer(boxes[sets["suppressed_shown"]].numpy(), FADED, alpha=alpha,
+                     name="suppressed"),
+            BoxLayer(boxes[sets["beyond_shown"]].numpy(), FADED, dashed=True, alpha=alpha,
+                     name=beyond)]
 
 
 def nms_select(stage, kind: str, ctx: StageContext, x: float, y: float) -> Selection | None:
