@@ -14,7 +14,6 @@ from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
     QDialogButtonBox,
-    QFileDialog,
     QFormLayout,
     QHBoxLayout,
     QLineEdit,
@@ -24,6 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app import file_dialogs
 from engine.export import FORMATS, ExportResult, export_model
 
 from .workers import TaskRunner
@@ -90,16 +90,16 @@ class ExportModelDialog(QDialog):
         return row
 
     def _pick_checkpoint(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Checkpoint", str(self._start),
-                                              "Checkpoints (*.pt);;All files (*)")
+        path, _ = file_dialogs.get_open_file_name(self, "Checkpoint", str(self._start),
+                                                  "Checkpoints (*.pt);;All files (*)")
         if path:
             self.checkpoint.insertItem(0, Path(path).name, path)
             self.checkpoint.setCurrentIndex(0)
 
     def _pick_out(self) -> None:
         suffix = SUFFIXES[self.format.currentData()]
-        path, _ = QFileDialog.getSaveFileName(self, "Export to", self.out.text(),
-                                              f"*{suffix}")
+        path, _ = file_dialogs.get_save_file_name(self, "Export to", self.out.text(),
+                                                  f"*{suffix}")
         if path:
             self.out.setText(path)
 

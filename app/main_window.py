@@ -17,7 +17,6 @@ from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
     QDialog,
-    QFileDialog,
     QMainWindow,
     QMessageBox,
     QPlainTextEdit,
@@ -28,6 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app import file_dialogs
 from engine.data.exporting import export_annotations
 from engine.data.importing import import_annotations
 from engine.data.project import Project, ProjectError, split_assignment
@@ -260,12 +260,12 @@ class MainWindow(QMainWindow):
         return answer == QMessageBox.StandardButton.Yes
 
     def ask_open_project(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Open project", str(self._start()))
+        folder = file_dialogs.get_existing_directory(self, "Open project", str(self._start()))
         if folder:
             self.open_project(Path(folder))
 
     def ask_new_project(self) -> None:
-        folder = QFileDialog.getExistingDirectory(
+        folder = file_dialogs.get_existing_directory(
             self, "New project: choose an empty folder or the folder of your images",
             str(self._start()))
         if not folder:
@@ -375,7 +375,7 @@ class MainWindow(QMainWindow):
     def ask_add_images(self) -> None:
         if self.project is None:
             return
-        files, _ = QFileDialog.getOpenFileNames(
+        files, _ = file_dialogs.get_open_file_names(
             self, "Add images", str(self._start()),
             "Images (*.jpg *.jpeg *.png *.bmp *.gif *.tif *.tiff *.webp);;All files (*)")
         if files:

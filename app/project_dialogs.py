@@ -19,7 +19,6 @@ from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
     QDoubleSpinBox,
-    QFileDialog,
     QFormLayout,
     QHBoxLayout,
     QHeaderView,
@@ -35,6 +34,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app import file_dialogs
 from engine.data.annotations import ReportEntry
 from engine.data.formats import FORMATS, IMAGE_MODES
 
@@ -102,14 +102,14 @@ class ImportDialog(QDialog):
         self.resize(620, self.sizeHint().height())
 
     def _pick_file(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Annotation file", str(self._start),
-                                              "Annotations (*.json *.xml *.txt *.yaml);;"
-                                              "All files (*)")
+        path, _ = file_dialogs.get_open_file_name(self, "Annotation file", str(self._start),
+                                                  "Annotations (*.json *.xml *.txt *.yaml);;"
+                                                  "All files (*)")
         if path:
             self.source.setText(path)
 
     def _pick_folder(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, "Annotation folder", str(self._start))
+        path = file_dialogs.get_existing_directory(self, "Annotation folder", str(self._start))
         if path:
             self.source.setText(path)
 
@@ -166,11 +166,10 @@ class ExportDialog(QDialog):
 
     def _pick_out(self) -> None:
         if self.format.currentData() == "coco":
-            path, _ = QFileDialog.getSaveFileName(self, "COCO file", str(self._start /
-                                                                         "annotations.json"),
-                                                  "COCO JSON (*.json)")
+            path, _ = file_dialogs.get_save_file_name(
+                self, "COCO file", str(self._start / "annotations.json"), "COCO JSON (*.json)")
         else:
-            path = QFileDialog.getExistingDirectory(self, "Export folder", str(self._start))
+            path = file_dialogs.get_existing_directory(self, "Export folder", str(self._start))
         if path:
             self.out.setText(path)
 

@@ -69,7 +69,7 @@ def write_project(folder: Path, images: int) -> Path:
                 boxes.append(BoxRecord(x, y, x + w, y + h, picker.choice(categories),
                                        source="manual"))
             status = picker.choice(("unlabeled", "in_progress", "done", "done", "skipped"))
-            project.set_boxes(image_id, boxes, status=status)
+            project.set_boxes(image_id, boxes, status=status, base=())
         project.assign_splits({"train": 0.7, "val": 0.2, "test": 0.1})
     return folder
 

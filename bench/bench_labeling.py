@@ -181,7 +181,7 @@ def bench_opening(work: Path, images: int, repeats: int) -> list[float]:
             for _ in range(10):
                 x, y = rng.uniform(0, 50), rng.uniform(0, 35)
                 boxes.append(BoxRecord(x, y, x + 10, y + 10, rng.choice(ids), source="manual"))
-            project.set_boxes(image_id, boxes)
+            project.add_boxes(image_id, boxes)
     times = []
     for _ in range(repeats):
         start = time.perf_counter()

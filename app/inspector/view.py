@@ -23,7 +23,6 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
-    QFileDialog,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
@@ -39,6 +38,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app import file_dialogs
 from app.qt_images import pil_to_qimage
 from app.workers import Task, TaskRunner
 from engine.data.images import image_to_tensor, load_image
@@ -691,15 +691,15 @@ class InspectorView(QWidget):
 
     def _open_checkpoint_dialog(self) -> None:
         start = str(self._checkpoint.parent) if self._checkpoint else ""
-        path, _ = QFileDialog.getOpenFileName(self, "Open checkpoint", start,
-                                              "Checkpoints (*.pt);;All files (*)")
+        path, _ = file_dialogs.get_open_file_name(self, "Open checkpoint", start,
+                                                  "Checkpoints (*.pt);;All files (*)")
         if path:
             self.load_checkpoint(Path(path))
 
     def _export_dialog(self) -> None:
         stem = self._image_path.stem if self._image_path else "inspect"
-        path, _ = QFileDialog.getSaveFileName(self, "Export stage as PNG",
-                                              f"{stem}-{self._stage_key}.png", "PNG (*.png)")
+        path, _ = file_dialogs.get_save_file_name(self, "Export stage as PNG",
+                                                  f"{stem}-{self._stage_key}.png", "PNG (*.png)")
         if path:
             try:
                 self.export_png(Path(path))

@@ -20,7 +20,6 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
-    QFileDialog,
     QFormLayout,
     QGridLayout,
     QHBoxLayout,
@@ -34,6 +33,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app import file_dialogs
 from engine.assist import Predictor
 from engine.data.annotations import BoxRecord
 from engine.data.project import CategoryRow
@@ -258,8 +258,8 @@ class AssistPanel(QWidget):
     def _checkpoint_chosen(self, _index: int) -> None:
         if self.checkpoint.currentData() is None:
             start = str(self.editor.project.folder) if self.editor else ""
-            path, _ = QFileDialog.getOpenFileName(self, "Checkpoint", start,
-                                                  "Checkpoints (*.pt);;All files (*)")
+            path, _ = file_dialogs.get_open_file_name(self, "Checkpoint", start,
+                                                      "Checkpoints (*.pt);;All files (*)")
             if path:
                 self.checkpoint.insertItem(0, Path(path).name, str(path))
             self.checkpoint.setCurrentIndex(self._first_model(0))

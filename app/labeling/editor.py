@@ -136,8 +136,15 @@ class CategoryRemoval(Edit):
             project.add_category(self.category.name, self.category.color,
                                  category_id=self.category.id)
             for image_id, boxes in self.boxes_before.items():
-                project.set_boxes(image_id, boxes)
+                project.set_boxes(image_id, boxes, base=self._after(boxes))
         return editor._after_project_change(self.boxes_before)
+
+    def _after(self, boxes: Boxes) -> Boxes:
+        """An image's boxes as :meth:`apply` left them (what undo expects to find)."""
+        if self.into is None:
+            return tuple(box for box in boxes if box.category_id != self.category.id)
+        return tuple(dataclasses.replace(box, category_id=self.into)
+                     if box.category_id == self.category.id else box for box in boxes)
 
 
 @dataclass
@@ -162,6 +169,10 @@ class ProjectEditor:
         self.suggestions: Boxes = ()
         self.suggestion_model = ""
         self.dirty = False
+        # The current image's boxes as last read from or written to the store: the base of the
+        # next write, so that a change another process made meanwhile is never overwritten
+        # unseen (Project.set_boxes raises EditConflictError).
+        self._base: Boxes = ()
         self._history = _History()
 
     # --- the current image ------------------------------------------------------------------
@@ -175,7 +186,7 @@ class ProjectEditor:
             return
         row = self.project.image(image_id)
         self.image_id = image_id
-        self.boxes = tuple(box.to_record() for box in self.project.boxes(image_id))
+        self.boxes = self._base = tuple(box.to_record() for box in self.project.boxes(image_id))
         self.status = row.status
         self._load_suggestions()
 
@@ -189,10 +200,36 @@ class ProjectEditor:
         Raises (and stays unsaved) when the store refuses the write."""
         if not self.dirty or self.image_id is None:
             return False
-        self.project.set_boxes(self.image_id, self.boxes, status=self.status,
-                               predictions=self.suggestions, model=self.suggestion_model)
+        stored = self.project.set_boxes(self.image_id, self.boxes, base=self._base,
+                                        status=self.status, predictions=self.suggestions,
+                                        model=self.suggestion_model)
+        self._base = tuple(box.to_record() for box in stored)
         self.dirty = False
         return True
+
+    def resolve_conflict(self, keep_mine: bool) -> Change:
+        """After :class:`EditConflictError` from :meth:`flush`: ``keep_mine`` writes this
+        window's boxes over what another process stored; otherwise this window takes the
+        stored boxes and status, and its unsaved edit stays one undo away."""
+        if self.image_id is None:
+            return Change()
+        stored = tuple(box.to_record() for box in self.project.boxes(self.image_id))
+        self._base = stored
+        if keep_mine:
+            self.flush()
+            return Change(images=frozenset({self.image_id}))
+        mine = self.boxes
+        self.boxes = stored
+        self.status = self.project.image(self.image_id).status
+        self._load_suggestions()
+        self.dirty = False
+        if mine != stored:
+            # Undo brings the discarded edit back (as an edit of the stored boxes).
+            self._history.undo.append(BoxesEdit(self.image_id, mine, stored,
+                                                "Take the other program's boxes",
+                                                self.status, self.status))
+            self._history.redo.clear()
+        return Change(images=frozenset({self.image_id}), boxes=True)
 
     def edit_boxes(self, boxes: Sequence[BoxRecord], text: str,
                    merge_key: object = None) -> None:
@@ -373,7 +410,8 @@ class ProjectEditor:
     def _after_project_change(self, images: Mapping[int, Boxes]) -> Change:
         """Reload the current image's boxes after a change made in the store directly."""
         if self.image_id is not None and self.image_id in images:
-            self.boxes = tuple(box.to_record() for box in self.project.boxes(self.image_id))
+            self.boxes = self._base = tuple(
+                box.to_record() for box in self.project.boxes(self.image_id))
         return Change(images=frozenset(images), categories=True,
                       boxes=self.image_id in images)
 

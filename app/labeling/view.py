@@ -16,10 +16,10 @@ from pathlib import Path
 
 from PySide6.QtCore import QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QLabel, QSplitter, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QLabel, QMessageBox, QSplitter, QVBoxLayout, QWidget
 
 from engine.data.annotations import BoxRecord
-from engine.data.project import ImageRow, Project, ProjectError
+from engine.data.project import EditConflictError, ImageRow, Project, ProjectError
 
 from . import geometry
 from .assist_panel import AssistPanel
@@ -337,6 +337,13 @@ class LabelingView(QWidget):
             return True
         try:
             written = self.editor.flush()
+        except EditConflictError as error:
+            # Retrying cannot help: the user chooses whose boxes stay.
+            keep_mine = self.ask_keep_mine(str(error))
+            self._changed(self.editor.resolve_conflict(keep_mine))
+            self.message.emit("Your boxes were saved over the other program's" if keep_mine
+                              else "Took the other program's boxes (Ctrl+Z brings yours back)")
+            return True
         except ProjectError as error:
             self.message.emit(f"Not saved yet, retrying: {error}")
             self.autosave.start(RETRY_DELAY_MS)
@@ -344,6 +351,16 @@ class LabelingView(QWidget):
         if written and self.editor.image_id is not None:
             self.image_list.refresh_images([self.editor.image_id])
         return True
+
+    def ask_keep_mine(self, conflict: str) -> bool:
+        """Whether to write this window's boxes over another program's change of them."""
+        answer = QMessageBox.question(
+            self, "Boxes changed by another program",
+            f"{conflict}.\n\nKeep your boxes (replacing the other program's), or take theirs?"
+            f"\n(Taking theirs keeps yours one Ctrl+Z away.)",
+            QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard,
+            QMessageBox.StandardButton.Save)
+        return answer == QMessageBox.StandardButton.Save
 
     def undo(self) -> None:
         if self.editor is not None:

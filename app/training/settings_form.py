@@ -16,13 +16,13 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QDoubleValidator
 from PySide6.QtWidgets import (
     QComboBox,
-    QFileDialog,
     QFormLayout,
     QLineEdit,
     QSpinBox,
     QWidget,
 )
 
+from app import file_dialogs
 from engine.detector.backbones import BACKBONES
 from engine.detector.config import DetectorConfig
 from engine.detector.weights import COCO_WEIGHTS
@@ -131,8 +131,8 @@ class TrainingSettingsForm(QWidget):
     def _weights_activated(self, index: int) -> None:
         if self.weights.itemData(index) != CHECKPOINT_CHOICE:
             return
-        name, _ = QFileDialog.getOpenFileName(self, "Initial weights from a checkpoint",
-                                              "", "Checkpoints (*.pt *.pth);;All files (*)")
+        name, _ = file_dialogs.get_open_file_name(self, "Initial weights from a checkpoint",
+                                                  "", "Checkpoints (*.pt *.pth);;All files (*)")
         if name:
             self.set_checkpoint(Path(name))
         else:

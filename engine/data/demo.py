@@ -177,7 +177,7 @@ def write_demo_project(out: str | os.PathLike, count: int = 300, seed: int = 0, 
                     status="done" if labeled else "unlabeled")
                 if labeled:
                     labeled_ids.append(image_id)
-                    project.set_boxes(image_id, [
+                    project.add_boxes(image_id, [
                         BoxRecord(*box, by_name[label], source="manual")
                         for box, label in zip(item.boxes, item.labels)])
             assignment = split_assignment(

@@ -12,11 +12,15 @@ Paths: an image inside the project folder is stored relative to it (POSIX separa
 folder can be moved or copied whole; an image elsewhere is stored by its absolute path, so
 moving the project alone does not lose it. :meth:`Project.file` turns either back into a path.
 
-Every change is one SQLite transaction (``BEGIN IMMEDIATE`` ... ``COMMIT``, WAL journal,
+Every change is one SQLite transaction (``BEGIN IMMEDIATE`` ... ``COMMIT``, rollback journal,
 ``synchronous=FULL``): a crash or a kill of the writing process at any moment leaves the last
 committed state, and even a power cut loses nothing that was committed. Several processes may
-open the same project (the GUI and a training process): readers never block, and a writer
-waits up to :data:`BUSY_TIMEOUT_S` for another writer.
+open the same project (the GUI, a training worker, the CLI, a script): each waits up to
+:data:`BUSY_TIMEOUT_S` for another's transaction. An edit made from what a process read
+earlier names what it read (``base``), and is refused with :class:`EditConflictError` when
+another process changed it meanwhile: no edit is ever silently lost. A project whose file or
+folder the user may not write is opened read-only. The whole contract, and why the store does
+not use SQLite's WAL mode, is in ``docs/store.md``.
 
 Images whose file is missing or unreadable are flagged and kept with their boxes; nothing here
 ever deletes an image record or a file on its own.
@@ -24,6 +28,8 @@ ever deletes an image record or a file on its own.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import math
 import os
 import random
@@ -36,15 +42,23 @@ from pathlib import Path
 
 from .annotations import SPLITS, STATUSES, BoxRecord, ReportEntry
 from .images import ImageLoadError, file_hash, image_size
-from .schema import ProjectError, ProjectVersionError, migrate
+from .schema import (
+    APPLICATION_ID,
+    SCHEMA_VERSION,
+    ProjectError,
+    ProjectVersionError,
+    migrate,
+    schema_version,
+)
+from .store_files import PROJECT_FILE
 
 __all__ = [
     "NO_SPLIT", "PROJECT_FILE", "AddImagesResult", "BoxRow", "CategoryCount", "CategoryRow",
-    "ImageMeasurement", "ImageRow", "PredictionRow", "Project", "ProjectError", "ProjectInfo",
-    "ProjectVersionError", "TrainingRecord", "measure_image", "split_assignment",
+    "EditConflictError", "ImageMeasurement", "ImageRow", "PredictionRow", "Project",
+    "ProjectError", "ProjectInfo", "ProjectReadOnlyError", "ProjectVersionError",
+    "TrainingRecord", "measure_image", "split_assignment",
 ]
 
-PROJECT_FILE = "project.sqlite"
 BUSY_TIMEOUT_S = 10.0
 # Filters take "none" for images without a split (stored as NULL).
 NO_SPLIT = "none"
@@ -53,6 +67,16 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".we
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
            "#7f7f7f", "#bcbd22", "#17becf", "#393b79", "#637939", "#8c6d31", "#843c39",
            "#7b4173", "#3182bd", "#e6550d", "#31a354", "#756bb1", "#636363")
+
+
+class ProjectReadOnlyError(ProjectError):
+    """A write to a project opened read-only, or a write asked of a project this user may
+    not write."""
+
+
+class EditConflictError(ProjectError):
+    """An edit based on what a process read earlier, refused because another process (or
+    another window) changed it meanwhile. Nothing was written: read again and redo the edit."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -333,6 +357,19 @@ def box_problem(box: BoxRecord) -> str | None:
     return None
 
 
+def _check_boxes(image_id: int, boxes: Iterable[BoxRecord]) -> None:
+    for box in boxes:
+        problem = box_problem(box)
+        if problem is not None:
+            raise ValueError(f"image {image_id}: {problem}")
+
+
+def _count(n: int, noun: str) -> str:
+    """``1 box``, ``2 boxes``."""
+    plural = noun + ("es" if noun.endswith(("s", "x")) else "s")
+    return f"{n} {noun if n == 1 else plural}"
+
+
 def box_row_values(image_id: int, box: BoxRecord) -> tuple:
     """The ``boxes`` columns after ``id`` for one box (what executemany inserts)."""
     return (image_id, box.category_id, float(box.x0), float(box.y0), float(box.x1),
@@ -344,6 +381,84 @@ INSERT_BOX_SQL = ("INSERT INTO boxes (image_id, category_id, x0, y0, x1, y1, dif
                   "truncated, source, score) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 _IMAGE_COLUMNS = "i.id, i.path, i.width, i.height, i.hash, i.status, i.split, i.problem"
 _BOX_COLUMNS = "id, image_id, category_id, x0, y0, x1, y1, difficult, truncated, source, score"
+
+
+# ---------------------------------------------------------------------------------------------
+# Opening the database file (only ever through SQLite: see engine.data.store_files)
+
+
+def _identify(path: Path) -> None:
+    """Refuse ``path`` unless it is a workbench project (or an empty database left by an
+    interrupted :meth:`Project.create`), without writing to it.
+
+    Read through SQLite in read-only mode, never with ``open()``: a plain open and close of the
+    file would drop the locks of this process's own connections to it.
+    """
+    if path.stat().st_size == 0:
+        return  # creation was interrupted before SQLite wrote its header: nothing to lose
+    connection = None
+    try:
+        connection = _connect_read_only(path)
+        application_id = connection.execute("PRAGMA application_id").fetchone()[0]
+        version = schema_version(connection)
+        tables = [row[0] for row in connection.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
+    except sqlite3.DatabaseError as error:
+        raise ProjectError(f"{path}: not a readable project database: not an SQLite file "
+                           f"({error}); left untouched") from error
+    finally:
+        if connection is not None:
+            connection.close()
+    if application_id == APPLICATION_ID or (application_id == 0 and version == 0
+                                            and not tables):
+        return
+    shown = ", ".join(tables[:5]) + (", ..." if len(tables) > 5 else "")
+    raise ProjectError(
+        f"{path}: an SQLite database of another program (tables: {shown or 'none'}), not a "
+        f"workbench project; left untouched. Create a project in another folder.")
+
+
+def _writable(path: Path) -> bool:
+    """Whether this user may write the database and create its journal beside it."""
+    return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK | os.X_OK)
+
+
+def _connect_read_only(path: Path) -> sqlite3.Connection:
+    """A connection that never writes the file nor creates one beside it.
+
+    ``mode=ro`` reads like any other connection (and sees other processes' commits). A project
+    of an earlier version left in WAL mode cannot be read that way from a folder this user may
+    not write (SQLite would need to create the WAL index there); it is then read as
+    ``immutable``, a snapshot of the file as it is.
+    """
+    uri = path.as_uri()
+    try:
+        connection = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S,
+                                     isolation_level=None)
+        connection.execute("PRAGMA schema_version").fetchone()
+        return connection
+    except sqlite3.OperationalError:
+        if os.access(path.parent, os.W_OK):
+            raise
+        return sqlite3.connect(f"{uri}?immutable=1", uri=True, isolation_level=None)
+
+
+def _use_rollback_journal(connection: sqlite3.Connection) -> None:
+    """Keep the database in rollback-journal mode (``journal_mode=DELETE``).
+
+    Projects written by earlier versions are in WAL mode; they are turned back at the first
+    open that finds no other connection. Why not WAL: in WAL mode every connection holds a
+    lock on the database file and on its ``-shm`` index for as long as it is open; when
+    anything else in that process opens and closes one of those files (a file dialog sniffing
+    its type), the locks go, and the next process to close the project believes it is the last
+    one and deletes the WAL under the first, with every commit still in it (docs/store.md).
+    With a rollback journal a connection holds locks only while a transaction runs, and a
+    commit is in the database file itself when COMMIT returns.
+    """
+    # When another process still has an earlier-version project open in WAL mode, the change
+    # fails; the file stays in WAL mode until a later open finds it alone.
+    with contextlib.suppress(sqlite3.OperationalError):
+        connection.execute("PRAGMA journal_mode = DELETE").fetchone()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -362,6 +477,8 @@ class Project:
         self.folder = folder
         self._db = connection
         self._depth = 0
+        # True when opened read-only (see open()): every write raises ProjectReadOnlyError.
+        self.read_only = False
 
     # --- opening --------------------------------------------------------------------------
 
@@ -382,41 +499,73 @@ class Project:
         if folder.exists() and not folder.is_dir():
             raise ProjectError(f"{folder}: not a folder")
         folder.mkdir(parents=True, exist_ok=True)
-        return cls._connect(folder)
+        return cls._connect(folder, read_only=False)
 
     @classmethod
-    def open(cls, folder: str | os.PathLike) -> Project:
-        """The project in ``folder`` (or the folder of a given ``project.sqlite``)."""
+    def open(cls, folder: str | os.PathLike, *, read_only: bool | None = None) -> Project:
+        """The project in ``folder`` (or the folder of a given ``project.sqlite``).
+
+        ``read_only``: None opens read-only exactly when this user may not write the database
+        file or its folder (SQLite writes its journal beside the file); True never writes;
+        False insists on writing. A file that is not a workbench project (some other
+        program's SQLite database, or no database at all) is refused with
+        :class:`ProjectError`, untouched.
+        """
         folder = Path(os.path.abspath(folder))
         if folder.name == PROJECT_FILE and folder.is_file():
             folder = folder.parent
         if not cls.exists(folder):
             raise ProjectError(f"{folder}: not a project folder (no {PROJECT_FILE} in it)")
-        return cls._connect(folder)
+        path = cls.database_path(folder)
+        _identify(path)
+        if read_only is None:
+            read_only = not _writable(path)
+        elif not read_only and not _writable(path):
+            raise ProjectReadOnlyError(
+                f"{path}: cannot be written by this user (the file or its folder is "
+                f"read-only); open it read-only, or ask for write permission")
+        return cls._connect(folder, read_only=read_only)
 
     @classmethod
     def open_or_create(cls, folder: str | os.PathLike) -> Project:
         return cls.open(folder) if cls.exists(folder) else cls.create(folder)
 
     @classmethod
-    def _connect(cls, folder: Path) -> Project:
+    def _connect(cls, folder: Path, *, read_only: bool) -> Project:
         path = cls.database_path(folder)
-        # isolation_level=None: we issue BEGIN/COMMIT ourselves (see transaction()).
-        connection = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        connection = None
         try:
-            connection.execute("PRAGMA foreign_keys = ON")
-            # WAL: readers (the GUI) never block the writer (a trainer saving predictions).
-            connection.execute("PRAGMA journal_mode = WAL")
-            # FULL: a commit survives a power cut too, not only a crash; one fsync per commit.
-            connection.execute("PRAGMA synchronous = FULL")
-            migrate(connection, str(path))
+            if read_only:
+                connection = _connect_read_only(path)
+                found = schema_version(connection)
+                if found != SCHEMA_VERSION:
+                    # Reading an older layout would need its upgrade, which writes.
+                    newer = found > SCHEMA_VERSION
+                    raise (ProjectVersionError if newer else ProjectError)(
+                        f"{path}: project schema version {found}, this version reads "
+                        f"{SCHEMA_VERSION}; "
+                        + ("update the workbench to open it" if newer else
+                           "open it once with write permission to upgrade it"))
+            else:
+                # isolation_level=None: we issue BEGIN/COMMIT ourselves (see transaction()).
+                connection = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S,
+                                             isolation_level=None)
+                connection.execute("PRAGMA foreign_keys = ON")
+                _use_rollback_journal(connection)
+                # FULL: a commit survives a power cut too, not only a crash.
+                connection.execute("PRAGMA synchronous = FULL")
+                migrate(connection, str(path))
         except sqlite3.DatabaseError as error:
-            connection.close()
+            if connection is not None:
+                connection.close()
             raise ProjectError(f"{path}: not a readable project database ({error})") from error
         except BaseException:
-            connection.close()
+            if connection is not None:
+                connection.close()
             raise
-        return cls(folder, connection)
+        project = cls(folder, connection)
+        project.read_only = read_only
+        return project
 
     def close(self) -> None:
         self._db.close()
@@ -428,7 +577,7 @@ class Project:
         self.close()
 
     def __repr__(self) -> str:
-        return f"Project({str(self.folder)!r})"
+        return f"Project({str(self.folder)!r}{', read-only' if self.read_only else ''})"
 
     @property
     def connection(self) -> sqlite3.Connection:
@@ -448,6 +597,10 @@ class Project:
             finally:
                 self._depth -= 1
             return
+        if self.read_only:
+            raise ProjectReadOnlyError(
+                f"{self.database_path(self.folder)}: opened read-only (this user may not "
+                f"write the file or its folder); nothing was changed")
         # IMMEDIATE takes the write lock now, so the reads inside see what we then write over.
         try:
             self._db.execute("BEGIN IMMEDIATE")
@@ -733,9 +886,14 @@ class Project:
 
     def check_missing(self) -> list[ImageRow]:
         """Look at every image file again; flag the absent ones "missing" (kept, with their
-        boxes), and re-measure flagged ones whose file has come back. Returns the missing."""
+        boxes), and re-measure flagged ones whose file has come back. Returns the missing.
+        A read-only project is only looked at: the flags stay as they were stored."""
         images = self.images()
         absent = {image.id for image in images if not image.file.is_file()}
+        if self.read_only:
+            # What is on disk now, without recording it.
+            return [dataclasses.replace(image, problem="missing") for image in images
+                    if image.id in absent]
         returned = [(image.id, measure_image(image.file)) for image in images
                     if image.missing and image.id not in absent]
         with self.transaction() as db:
@@ -762,19 +920,33 @@ class Project:
         return [box_from_row(row) for row in rows]
 
     def set_boxes(self, image_id: int, boxes: Iterable[BoxRecord], *,
+                  base: Iterable[BoxRecord | BoxRow],
                   status: str | None = None,
                   predictions: Iterable[BoxRecord] | None = None,
                   model: str = "") -> list[BoxRow]:
         """Replace all boxes of an image (and optionally its status, and its pending
         ``predictions`` made by ``model``) in one transaction: what the labeling GUI's save
-        does. Returns the stored boxes."""
+        does. Returns the stored boxes (the ``base`` of the next edit).
+
+        ``base`` is required: the image's boxes this edit was made from, as they were read
+        (:meth:`boxes`, or what the previous ``set_boxes`` returned; ``()`` for an image read
+        without boxes). When the stored boxes are no longer those (another process or window
+        changed them since), nothing is written and :class:`EditConflictError` is raised, so
+        two processes that each read, change and write never lose one another's edit. To add
+        boxes whatever is there, use :meth:`add_boxes`.
+        """
         boxes = list(boxes)
-        for box in boxes:
-            problem = box_problem(box)
-            if problem is not None:
-                raise ValueError(f"image {image_id}: {problem}")
+        _check_boxes(image_id, boxes)
+        expected = [box.to_record() if isinstance(box, BoxRow) else box for box in base]
         with self.transaction() as db:
-            self.image(image_id)
+            image = self.image(image_id)
+            current = [row.to_record() for row in self.boxes(image_id)]
+            if current != expected:
+                raise EditConflictError(
+                    f"{image.path}: its boxes were changed by another program or window since "
+                    f"they were read ({_count(len(expected), 'box')} then, "
+                    f"{_count(len(current), 'box')} now); nothing was written: read them again "
+                    f"and redo the edit")
             self._check_categories(box.category_id for box in boxes)
             db.execute("DELETE FROM boxes WHERE image_id = ?", (image_id,))
             db.executemany(INSERT_BOX_SQL, (box_row_values(image_id, box) for box in boxes))
@@ -783,6 +955,17 @@ class Project:
                            (_check_status(status), image_id))
             if predictions is not None:
                 self.set_predictions(image_id, predictions, model)
+            return self.boxes(image_id)
+
+    def add_boxes(self, image_id: int, boxes: Iterable[BoxRecord]) -> list[BoxRow]:
+        """Append boxes to an image's boxes, whatever other processes wrote before, in one
+        transaction. Returns the image's stored boxes."""
+        boxes = list(boxes)
+        _check_boxes(image_id, boxes)
+        with self.transaction() as db:
+            self.image(image_id)
+            self._check_categories(box.category_id for box in boxes)
+            db.executemany(INSERT_BOX_SQL, (box_row_values(image_id, box) for box in boxes))
             return self.boxes(image_id)
 
     def _check_categories(self, category_ids: Iterable[int]) -> None:

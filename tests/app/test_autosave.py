@@ -26,7 +26,7 @@ def _stored_boxes(folder, image_id):
 def test_a_kill_9_one_second_after_the_last_edit_loses_nothing(demo_folder):
     with Project.open(demo_folder) as project:
         first = project.images()[0].id
-        project.set_boxes(first, [], status="unlabeled")
+        project.set_boxes(first, [], status="unlabeled", base=project.boxes(first))
     with subprocess.Popen(
             [sys.executable, "-m", "tests.app.scripted_labeling", str(demo_folder), "3"],
             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

@@ -26,7 +26,7 @@ def _stored(project, image_id):
 
 def test_box_edits_reach_the_store_on_flush_and_mark_an_unlabeled_image_in_progress(project):
     first = project.images()[0].id
-    project.set_boxes(first, [], status="unlabeled")
+    project.set_boxes(first, [], status="unlabeled", base=project.boxes(first))
     changes = []
     editor = ProjectEditor(project, on_change=changes.append)
     editor.open_image(first)

@@ -59,7 +59,7 @@ def project(demo_template, tmp_path):
                          if box.category_id != 4]
                 if image_id in (2, 6):
                     boxes.append(BoxRecord(10, 10, 40, 40, 4, source="manual"))
-                opened.set_boxes(image_id, boxes)
+                opened.set_boxes(image_id, boxes, base=opened.boxes(image_id))
         yield opened
 
 

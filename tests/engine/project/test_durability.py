@@ -39,8 +39,9 @@ while True:
         image = project.insert_image(project.folder / f"step_{step}.png", width=100,
                                      height=100, hash=None, problem="missing")
         project.set_boxes(image, [BoxRecord(step, i, step + 1, i + 1, category)
-                                  for i in range(20 + step % 30)])
-        project.set_boxes(counter, [BoxRecord(step, 0, step + 1, 1, category)])
+                                  for i in range(20 + step % 30)], base=project.boxes(image))
+        project.set_boxes(counter, [BoxRecord(step, 0, step + 1, 1, category)],
+                          base=project.boxes(counter))
     print(step, flush=True)
 """
 

@@ -14,7 +14,8 @@ def test_info_golden_values(project):
     def image(name, width, height, split, status, boxes, problem=None):
         image_id = project.insert_image(folder / name, width=width, height=height, hash=None,
                                         problem=problem, split=split, status=status)
-        project.set_boxes(image_id, [BoxRecord(0, 0, 1, 1, c) for c in boxes])
+        project.set_boxes(image_id, [BoxRecord(0, 0, 1, 1, c) for c in boxes],
+                          base=project.boxes(image_id))
 
     image("1.png", 64, 48, "train", "done", [a, a, b])
     image("2.png", 64, 48, "train", "done", [])

@@ -47,7 +47,8 @@ def test_bad_predictions_are_refused_and_change_nothing(project):
 def test_accepting_is_one_transaction_with_the_boxes(project):
     project.set_predictions(1, [_suggestion(5, 0.4), _suggestion(40, 0.9)], "m")
     accepted = project.predictions(1)[0].to_record()
-    project.set_boxes(1, [accepted], predictions=[_suggestion(5, 0.4)], model="m")
+    project.set_boxes(1, [accepted], predictions=[_suggestion(5, 0.4)], model="m",
+                      base=project.boxes(1))
     assert [(b.x0, b.source, b.score) for b in project.boxes(1)] == [(40, "predicted", 0.9)]
     assert [r.x0 for r in project.predictions(1)] == [5]
 

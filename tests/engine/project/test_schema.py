@@ -1,4 +1,5 @@
-"""The database file: created at the current version, WAL on, migrated, newer files refused."""
+"""The database file: created at the current version with a rollback journal, migrated, newer
+files refused."""
 
 from __future__ import annotations
 
@@ -11,20 +12,30 @@ from engine.data import schema
 from engine.data.project import PROJECT_FILE, Project, ProjectError, ProjectVersionError
 
 
-def test_a_new_project_has_the_current_schema_and_wal(tmp_path):
+def test_a_new_project_has_the_current_schema_and_a_rollback_journal(tmp_path):
     with Project.create(tmp_path / "p") as project:
         db = project.connection
         assert db.execute("PRAGMA user_version").fetchone()[0] == schema.SCHEMA_VERSION
-        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
         assert db.execute("PRAGMA foreign_keys").fetchone()[0] == 1
         assert db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
         assert db.execute("PRAGMA application_id").fetchone()[0] == schema.APPLICATION_ID
         tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
         assert {"categories", "images", "boxes", "boxes_by_image", "images_by_hash"} <= tables
-    # The WAL mode is a property of the file: it holds for the next opener too.
-    raw = sqlite3.connect(tmp_path / "p" / PROJECT_FILE)
-    assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    # No write-ahead log: nothing beside the database outlives a transaction.
+    assert sorted(p.name for p in (tmp_path / "p").iterdir()) == [PROJECT_FILE]
+
+
+def test_a_project_an_earlier_version_left_in_wal_mode_is_turned_to_a_rollback_journal(tmp_path):
+    Project.create(tmp_path).close()
+    raw = sqlite3.connect(tmp_path / PROJECT_FILE, isolation_level=None)
+    assert raw.execute("PRAGMA journal_mode = WAL").fetchone()[0] == "wal"
+    raw.execute("INSERT INTO categories (name, color) VALUES ('cat', '#112233')")
     raw.close()
+    with Project.open(tmp_path) as project:
+        assert project.connection.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+        assert [c.name for c in project.categories()] == ["cat"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [PROJECT_FILE]
 
 
 def test_create_refuses_an_existing_project_and_open_refuses_a_plain_folder(tmp_path):

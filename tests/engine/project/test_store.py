@@ -57,7 +57,7 @@ def _project_with_boxes(project: Project) -> tuple[int, int, int]:
     cat, dog = project.add_category("cat").id, project.add_category("dog").id
     image = project.insert_image(project.folder / "a.png", width=10, height=10, hash=None)
     project.set_boxes(image, [_box(0, 0, 1, 1, cat), _box(1, 1, 2, 2, dog),
-                              _box(2, 2, 3, 3, dog)])
+                              _box(2, 2, 3, 3, dog)], base=project.boxes(image))
     return cat, dog, image
 
 
@@ -93,10 +93,11 @@ def test_delete_refuses_while_boxes_use_the_category_unless_told(project):
 def test_set_boxes_replaces_all_boxes_of_one_image_only(project):
     cat, dog, image = _project_with_boxes(project)
     other = project.insert_image(project.folder / "b.png", width=10, height=10, hash=None)
-    project.set_boxes(other, [_box(0, 0, 5, 5, cat)])
+    project.set_boxes(other, [_box(0, 0, 5, 5, cat)], base=project.boxes(other))
     stored = project.set_boxes(image, [
         _box(0.5, 1.25, 7, 8, dog, difficult=True, truncated=True),
-        _box(1, 1, 2, 2, cat, source="predicted", score=0.75)], status="done")
+        _box(1, 1, 2, 2, cat, source="predicted", score=0.75)], status="done",
+                               base=project.boxes(image))
     assert [(b.x0, b.y0, b.x1, b.y1, b.category_id, b.difficult, b.truncated, b.source, b.score)
             for b in stored] == [(0.5, 1.25, 7.0, 8.0, dog, True, True, "manual", None),
                                  (1.0, 1.0, 2.0, 2.0, cat, False, False, "predicted", 0.75)]
@@ -110,13 +111,15 @@ def test_a_refused_box_replacement_changes_nothing(project):
     cat, _dog, image = _project_with_boxes(project)
     before = table_dump(project)
     with pytest.raises(ProjectError, match="no category with id 42"):
-        project.set_boxes(image, [_box(0, 0, 1, 1, cat), _box(0, 0, 1, 1, 42)])
+        project.set_boxes(image, [_box(0, 0, 1, 1, cat), _box(0, 0, 1, 1, 42)],
+                          base=project.boxes(image))
     with pytest.raises(ValueError, match="empty box"):
-        project.set_boxes(image, [_box(3, 0, 1, 1, cat)])
+        project.set_boxes(image, [_box(3, 0, 1, 1, cat)], base=project.boxes(image))
     with pytest.raises(ValueError, match="score is required"):
-        project.set_boxes(image, [_box(0, 0, 1, 1, cat, source="predicted")])
+        project.set_boxes(image, [_box(0, 0, 1, 1, cat, source="predicted")],
+                          base=project.boxes(image))
     with pytest.raises(ValueError, match="not finite"):
-        project.set_boxes(image, [_box(0, 0, float("nan"), 1, cat)])
+        project.set_boxes(image, [_box(0, 0, float("nan"), 1, cat)], base=project.boxes(image))
     assert table_dump(project) == before
 
 
@@ -124,7 +127,7 @@ def test_a_transaction_that_raises_rolls_back_everything_inside(project):
     _cat, _dog, image = _project_with_boxes(project)
     before = table_dump(project)
     with pytest.raises(RuntimeError, match="stop"), project.transaction():
-        project.set_boxes(image, [])
+        project.set_boxes(image, [], base=project.boxes(image))
         project.add_category("bird")
         raise RuntimeError("stop")
     assert table_dump(project) == before
@@ -224,7 +227,8 @@ def test_a_missing_file_is_flagged_and_kept_with_its_boxes_then_found_again(proj
     path = write_image(project.folder / "a.png", shade=5)
     image_id = project.add_images([path]).added[0]
     cat = project.add_category("cat").id
-    project.set_boxes(image_id, [_box(1, 1, 5, 5, cat)], status="done")
+    project.set_boxes(image_id, [_box(1, 1, 5, 5, cat)], status="done",
+                      base=project.boxes(image_id))
     assert project.check_missing() == []
     path.rename(path.with_suffix(".moved"))
     missing = project.check_missing()
@@ -246,8 +250,9 @@ def test_dataset_gives_done_images_of_a_split_with_pixel_boxes_and_project_ids(p
     cat = project.add_category("cat", category_id=2).id
     ids = [project.insert_image(project.folder / f"{i}.png", width=40, height=30, hash=None)
            for i in range(4)]
-    project.set_boxes(ids[0], [_box(1, 2, 3, 4, bird), _box(5, 6, 7, 8, cat, difficult=True)])
-    project.set_boxes(ids[2], [_box(0, 0, 40, 30, cat)])
+    project.set_boxes(ids[0], [_box(1, 2, 3, 4, bird), _box(5, 6, 7, 8, cat, difficult=True)],
+                      base=project.boxes(ids[0]))
+    project.set_boxes(ids[2], [_box(0, 0, 40, 30, cat)], base=project.boxes(ids[2]))
     project.set_status(ids[:3], "done")  # ids[1]: a negative; ids[3]: still unlabeled
     project.set_split(ids[:2], "train")
     project.set_split(ids[2:], "val")
