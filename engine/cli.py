@@ -428,6 +428,9 @@ def _cmd_info(args: argparse.Namespace) -> int:
     from .data.project import Project
 
     with Project.open(args.project) as project:
+        if project.read_only:
+            print(f"{project.folder}: opened read-only (this user may not write it)",
+                  file=sys.stderr)
         project.check_missing()  # so that "missing" is what is on disk now
         print("\n".join(project.info().lines()))
     return 0

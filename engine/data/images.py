@@ -18,6 +18,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .store_files import StoreFileError, refuse_store_file
+
 
 class ImageLoadError(ValueError):
     """An image file that cannot be used, with the path and the reason."""
@@ -49,6 +51,7 @@ def _decode(path: Path, *, reduce_to: int | None = None) -> Image.Image:
     """Open, check, decode, apply the EXIF orientation and convert to RGB: what both loaders
     share. ``reduce_to``: let a JPEG decoder shrink the image while decoding, keeping its long
     side at least this many pixels."""
+    _refuse_store_file(path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -107,6 +110,15 @@ def load_image_tensor(path: str | os.PathLike) -> torch.Tensor:
 
 # EXIF orientations 5-8 store the image transposed: the displayed width is the stored height.
 _TRANSPOSING_ORIENTATIONS = (5, 6, 7, 8)
+def _refuse_store_file(path: Path) -> None:
+    """A project's database is never opened as an image: closing it would drop this
+    process's SQLite locks on it (see :mod:`engine.data.store_files`)."""
+    try:
+        refuse_store_file(path, "an image")
+    except StoreFileError as error:
+        raise ImageLoadError(str(error)) from None
+
+
 _EXIF_ORIENTATION_TAG = 0x0112
 
 
@@ -118,6 +130,7 @@ def image_size(path: str | os.PathLike) -> tuple[int, int, int]:
     for anything :func:`load_image` would refuse that the header already reveals.
     """
     path = Path(path)
+    _refuse_store_file(path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -165,6 +178,7 @@ def _png_orientation(path: Path) -> int:
 
 def file_hash(path: str | os.PathLike) -> str:
     """Hex BLAKE2b-128 of the file's bytes: finds the same image under another name or place."""
+    _refuse_store_file(Path(path))
     digest = hashlib.blake2b(digest_size=16)
     with open(path, "rb") as stream:
         while chunk := stream.read(1 << 20):

@@ -27,6 +27,7 @@ import os
 from pathlib import Path
 
 from ..annotations import SPLITS, AnnotationSet
+from ..store_files import is_store_file
 from .coco import read_coco, write_coco
 from .common import FormatError
 from .detect import detect_format
@@ -52,6 +53,10 @@ def read_annotations(path: str | os.PathLike, format: str = "auto") -> Annotatio
         raise FormatError(path, f"unknown format {format!r}; one of {', '.join(FORMATS)}")
     if not path.exists():
         raise FormatError(path, "no such file or folder")
+    if is_store_file(path):
+        # Opening it other than through SQLite would drop this process's locks on it.
+        raise FormatError(path, "a project's database, not annotations: import from the "
+                                "annotation files, or open it as a project")
     if format == "auto":
         format = detect_format(path)
     try:

@@ -534,6 +534,25 @@ def copy_image(source: Path, target: Path, mode: str) -> bool:
     return True
 
 
+def place_image(annotations: AnnotationSet, source: Path, target: Path, mode: str,
+                file: str) -> bool:
+    """:func:`copy_image`, reporting against ``file`` (the label file that names it) an image
+    that was to be written but could not be (its file is missing, or cannot be read). The
+    caller still writes what it can of the label file (the boxes are the user's work)."""
+    try:
+        if copy_image(source, target, mode):
+            return True
+    except OSError as error:
+        report_unwritable(annotations, file, str(source),
+                          f"image not written to {target} ({error.strerror or error})")
+        return False
+    if mode != "none":
+        annotations.report.append(ReportEntry(
+            file, str(source), "missing",
+            f"image not written to {target}: no image file at {source}"))
+    return False
+
+
 def _hard_link(source: Path, target: Path) -> bool:
     """Hard-link ``target`` to ``source``; False where the file system cannot (another drive,
     FAT, a network share), and the caller copies instead."""

@@ -54,13 +54,13 @@ from .common import (
     UniqueNames,
     absolute,
     add_box,
-    copy_image,
     format_number,
     image_file,
     images_to_write,
     known_size,
     locate_image,
     open_image_record,
+    place_image,
     report_unwritable,
     to_float,
     to_int,
@@ -308,12 +308,12 @@ def write_voc(annotations: AnnotationSet, out: Path, *, split: str | None = None
         source = image_file(annotations, image)
         stem = stems.take(source.stem)
         target = jpeg_dir / (stem + source.suffix)
-        if copy_image(source, target, images):
+        xml_file = annotations_dir / f"{stem}.xml"
+        if place_image(annotations, source, target, images, str(xml_file)):
             written.append(target)
         else:
             target = source
         size = known_size(image, source)
-        xml_file = annotations_dir / f"{stem}.xml"
         if size is None:
             report_unwritable(annotations, str(xml_file), str(source), "image size unknown "
                               "(missing or unreadable image): <size> written as 0 x 0")

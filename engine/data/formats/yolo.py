@@ -52,7 +52,6 @@ from .common import (
     absolute,
     add_box,
     box_from_points,
-    copy_image,
     format_number,
     image_file,
     images_to_write,
@@ -60,6 +59,7 @@ from .common import (
     known_size,
     open_image_record,
     path_parts,
+    place_image,
     report_unwritable,
     split_from_name,
     to_float,
@@ -542,9 +542,9 @@ def write_yolo(annotations: AnnotationSet, out: Path, *, split: str | None = Non
         source = image_file(annotations, image)
         stem = stems.take(source.stem)
         target = out / "images" / folder / (stem + source.suffix)
-        if copy_image(source, target, images):
-            written.append(target)
         labels = out / "labels" / folder / f"{stem}.txt"
+        if place_image(annotations, source, target, images, str(labels)):
+            written.append(target)
         lines = _label_lines(annotations, image, source, yolo_ids, str(labels))
         if lines is not None:
             labels.parent.mkdir(parents=True, exist_ok=True)

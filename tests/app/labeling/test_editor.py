@@ -10,7 +10,7 @@ import pytest
 from app.labeling.editor import ProjectEditor
 from engine.data.annotations import BoxRecord
 from engine.data.demo import write_demo_project
-from engine.data.project import Project, ProjectError
+from engine.data.project import EditConflictError, Project, ProjectError
 
 
 @pytest.fixture
@@ -204,3 +204,55 @@ def test_accepting_and_rejecting_suggestions_is_saved_and_undone(project):
     editor.flush()
     assert editor.boxes == boxes and editor.suggestions == tuple(suggestions)
     assert [r.score for r in project.predictions(image)] == [0.9, 0.6, 0.2]
+
+
+def test_an_edit_over_boxes_another_program_changed_meanwhile_is_never_written_unseen(project):
+    image = project.images()[0].id
+    editor = ProjectEditor(project)
+    editor.open_image(image)
+    with Project.open(project.folder) as other:  # another process's connection
+        other.add_boxes(image, [BoxRecord(1, 1, 9, 9, 1, source="manual")])
+    theirs = _stored(project, image)
+    mine = editor.boxes[:1]
+    editor.edit_boxes(mine, "Delete boxes")
+    with pytest.raises(EditConflictError, match="changed by another program"):
+        editor.flush()
+    assert _stored(project, image) == theirs and editor.dirty
+    # Taking theirs shows the stored boxes; undo brings the discarded edit back.
+    editor.resolve_conflict(keep_mine=False)
+    assert editor.boxes == theirs and not editor.dirty
+    editor.undo()
+    assert editor.boxes == mine
+    # Keeping mine writes it over theirs, knowingly.
+    editor.resolve_conflict(keep_mine=True)
+    assert _stored(project, image) == mine and not editor.dirty
+
+
+def test_the_window_asks_whose_boxes_stay_when_another_program_changed_them(qtbot, tmp_path,
+                                                                            monkeypatch):
+    from PySide6.QtCore import QSettings
+
+    from app.main_window import MainWindow
+    from tests.app.conftest import wait_for_full_image
+
+    folder = write_demo_project(tmp_path / "demo2", count=3)
+    window = MainWindow(folder, settings=QSettings(str(tmp_path / "s.ini"),
+                                                   QSettings.Format.IniFormat))
+    qtbot.addWidget(window)
+    window.show()
+    wait_for_full_image(qtbot, window)
+    labeling = window.labeling
+    image = labeling.editor.image_id
+    asked = []
+    monkeypatch.setattr(labeling, "ask_keep_mine", lambda text: asked.append(text) or False)
+    with Project.open(folder) as other:
+        other.add_boxes(image, [BoxRecord(2, 2, 8, 8, 1, source="manual")])
+        theirs = _stored(other, image)
+    labeling.editor.edit_boxes(labeling.editor.boxes[:1], "Delete boxes")
+    assert labeling.flush()
+    assert len(asked) == 1 and "changed by another program" in asked[0]
+    assert labeling.editor.boxes == theirs
+    assert tuple(labeling.canvas.boxes) == theirs
+    with Project.open(folder) as other:
+        assert _stored(other, image) == theirs
+    window.close()

@@ -221,8 +221,9 @@ def test_writer_reports_boxes_of_images_without_a_size(tmp_path, sample_set):
     written = write_annotations(sample_set, "yolo", tmp_path / "out")
     assert not (tmp_path / "out" / "labels" / "val" / "gone.txt").exists()
     assert all(p.exists() for p in written)
+    # The image is not written (no file), nor are its boxes (no size to normalise them by).
     assert [(e.action, e.item) for e in sample_set.report] == [
-        ("skipped", str(tmp_path / "gone.png"))]
+        ("missing", str(tmp_path / "gone.png")), ("skipped", str(tmp_path / "gone.png"))]
 
 
 def test_a_folder_without_images_raises(tmp_path):
