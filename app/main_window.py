@@ -110,9 +110,13 @@ class MainWindow(QMainWindow):
                                          QKeySequence.StandardKey.Open))
         self.recent_menu = file_menu.addMenu("Open &recent")
         file_menu.addSeparator()
-        self.project_actions = [
+        # Actions that change the project: off while it is open read-only.
+        self.writing_actions = [
             self._action("&Add images…", self.ask_add_images, "Ctrl+Shift+I"),
             self._action("&Import annotations…", self.ask_import, "Ctrl+I"),
+        ]
+        self.project_actions = [
+            *self.writing_actions,
             self._action("&Export annotations…", self.ask_export, "Ctrl+E"),
             self._action("Export trained &model…", self.ask_export_model),
         ]
@@ -141,6 +145,7 @@ class MainWindow(QMainWindow):
 
         project_menu = bar.addMenu("&Project")
         self.split_action = self._action("Assign &splits…", self.ask_splits)
+        self.writing_actions.append(self.split_action)
         self.info_action = self._action("Project &information", self.show_info)
         project_menu.addActions([self.split_action, self.info_action])
         self.project_actions += [self.split_action, self.info_action]
@@ -198,10 +203,17 @@ class MainWindow(QMainWindow):
         self.labeling.set_project(project)
         self._set_training_view(TrainingView(project.folder))
         name = self._title or project.folder.name
-        self.setWindowTitle(f"{name} — Faster R-CNN Workbench")
+        read_only = " (read-only)" if project.read_only else ""
+        self.setWindowTitle(f"{name}{read_only} — Faster R-CNN Workbench")
         self._remember(project.folder)
         for action in self.project_actions:
             action.setEnabled(True)
+        for action in self.writing_actions:
+            action.setEnabled(not project.read_only)
+        if project.read_only:
+            self.statusBar().showMessage(
+                f"{project.folder} is read-only for you: you can look, train into another "
+                f"folder and export, but not change its labels", 15000)
 
     def _set_training_view(self, view: TrainingView) -> None:
         old, self.training = self.training, view

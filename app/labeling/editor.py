@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from engine.data.annotations import BoxRecord
-from engine.data.project import CategoryRow, Project
+from engine.data.project import CategoryRow, Project, ProjectReadOnlyError
 
 Boxes = tuple[BoxRecord, ...]
 # How many edits undo reaches back (each holds two copies of one image's boxes at most).
@@ -158,9 +158,12 @@ class ProjectEditor:
     and redo (the window refreshes its panels from it)."""
 
     def __init__(self, project: Project,
-                 on_change: Callable[[Change], None] | None = None) -> None:
+                 on_change: Callable[[Change], None] | None = None,
+                 on_refused: Callable[[str], None] | None = None) -> None:
         self.project = project
         self.on_change = on_change
+        # Told (with the reason) instead of applying an edit to a project opened read-only.
+        self.on_refused = on_refused
         self.image_id: int | None = None
         self.boxes: Boxes = ()
         self.status: str | None = None
@@ -241,7 +244,7 @@ class ProjectEditor:
         if self.image_id is None:
             raise RuntimeError("no image is open")
         after = tuple(boxes)
-        if after == self.boxes:
+        if after == self.boxes or self._refused(text):
             return
         last = self._history.undo[-1] if self._history.undo else None
         if (merge_key is not None and isinstance(last, BoxesEdit) and not self._history.redo
@@ -339,7 +342,11 @@ class ProjectEditor:
         return Change(images=frozenset(values))
 
     def add_category(self, name: str, color: str | None = None) -> CategoryRow:
-        """A new category, as an undoable edit; returns it."""
+        """A new category, as an undoable edit; returns it. Raises ProjectReadOnlyError on a
+        project opened read-only."""
+        if self.project.read_only:
+            raise ProjectReadOnlyError(f"Add class {name.strip()!r}: not done, this project is "
+                                       f"open read-only")
         color = color or self.project.next_color()
         row = CategoryRow(self._free_category_id(), name.strip(), color)
         self._do(CategoryEdit(None, row, f"Add class {row.name!r}"))
@@ -469,7 +476,17 @@ class ProjectEditor:
             return Change(current_image=True)
         return Change()
 
+    def _refused(self, text: str) -> bool:
+        """True (and ``on_refused`` told) when the project is read-only."""
+        if not self.project.read_only:
+            return False
+        if self.on_refused is not None:
+            self.on_refused(f"{text}: not done, this project is open read-only")
+        return True
+
     def _do(self, edit: Edit) -> None:
+        if self._refused(edit.text):
+            return
         if not isinstance(edit, BoxesEdit):
             self.flush()
         change = edit.apply(self)

@@ -189,7 +189,8 @@ class LabelingView(QWidget):
         """Show ``project`` (None: nothing), its first image current."""
         self.flush()
         self.project = project
-        self.editor = None if project is None else ProjectEditor(project, self._changed)
+        self.editor = None if project is None else ProjectEditor(project, self._changed,
+                                                                  self.message.emit)
         self.loader.forget()
         self.class_panel.set_editor(self.editor)
         self.assist.set_editor(self.editor)

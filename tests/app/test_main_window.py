@@ -264,3 +264,20 @@ def test_the_train_and_inspect_tabs_follow_the_project_and_the_image(qtbot, wind
                                        for b in window.labeling.editor.boxes]
     window.tabs.setCurrentWidget(window.labeling)
     assert window.labeling.actions["next"].isEnabled()
+
+
+def test_a_read_only_project_opens_saying_so_with_its_writing_actions_off(qtbot, demo_folder,
+                                                                           settings,
+                                                                           monkeypatch):
+    from engine.data.project import Project
+
+    real_open = Project.open
+    monkeypatch.setattr(Project, "open",
+                        classmethod(lambda cls, folder, **_: real_open(folder, read_only=True)))
+    window = MainWindow(demo_folder, settings=settings)
+    qtbot.addWidget(window)
+    assert window.project.read_only
+    assert "(read-only)" in window.windowTitle()
+    assert "read-only" in window.statusBar().currentMessage()
+    assert not any(action.isEnabled() for action in window.writing_actions)
+    window.close()

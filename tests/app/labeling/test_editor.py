@@ -256,3 +256,22 @@ def test_the_window_asks_whose_boxes_stay_when_another_program_changed_them(qtbo
     with Project.open(folder) as other:
         assert _stored(other, image) == theirs
     window.close()
+
+
+def test_a_read_only_project_is_shown_and_every_edit_is_refused_with_a_word(project):
+    folder = project.folder
+    image = project.images()[0].id
+    before = _stored(project, image)
+    refused = []
+    with Project.open(folder, read_only=True) as read_only:
+        editor = ProjectEditor(read_only, on_refused=refused.append)
+        editor.open_image(image)
+        editor.edit_boxes(editor.boxes[:1], "Delete boxes")
+        editor.set_status([image], "skipped")
+        assert not editor.dirty and not editor.can_undo
+        assert editor.boxes == before
+        assert refused == ["Delete boxes: not done, this project is open read-only",
+                           "Mark skipped: not done, this project is open read-only"]
+        with pytest.raises(ProjectError, match="read-only"):
+            editor.add_category("new")
+    assert _stored(project, image) == before
