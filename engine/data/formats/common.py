@@ -537,15 +537,10 @@ def copy_image(source: Path, target: Path, mode: str) -> bool:
 def place_image(annotations: AnnotationSet, source: Path, target: Path, mode: str,
                 file: str) -> bool:
     """:func:`copy_image`, reporting against ``file`` (the label file that names it) an image
-    that was to be written but could not be (its file is missing, or cannot be read). The
-    caller still writes what it can of the label file (the boxes are the user's work)."""
-    try:
-        if copy_image(source, target, mode):
-            return True
-    except OSError as error:
-        report_unwritable(annotations, file, str(source),
-                          f"image not written to {target} ({error.strerror or error})")
-        return False
+    that was to be written but has no file. The caller still writes what it can of the label
+    file (the boxes are the user's work). A target that cannot be written raises OSError."""
+    if copy_image(source, target, mode):
+        return True
     if mode != "none":
         annotations.report.append(ReportEntry(
             file, str(source), "missing",
