@@ -254,7 +254,7 @@ class MainWindow(QMainWindow):
             if row is not None and editor is not None and row.problem is None:
                 self.inspector.set_image(
                     row.file, [(b.x0, b.y0, b.x1, b.y1) for b in editor.boxes],
-                    [b.category_id for b in editor.boxes])
+                    [b.category_id for b in editor.boxes], self.project.categories())
         elif current is self.labeling:
             self.labeling.assist.refresh_checkpoints()
 

@@ -141,7 +141,7 @@ def main() -> None:
         clock.spin(lambda: view.trace is not None and not view.busy)
         first_wall = time.perf_counter() - start
         stall = clock.longest_gap
-        clock.spin(lambda: view._precompute_task is None)  # the background box-head precompute
+        clock.spin(lambda: not view.session.precomputing)  # the background box-head precompute
 
         rows = []
         slider = view.controls.sliders["box_score_thresh"]
@@ -155,7 +155,7 @@ def main() -> None:
         times = []
         for _ in range(args.repeats):
             times.append(_change(clock, rpn_slider, 65, 70))
-            clock.spin(lambda: view._precompute_task is None)
+            clock.spin(lambda: not view.session.precomputing)
         rows.append(("RPN: NMS IoU, stage detections", times))
         trace = view.trace
         view.shutdown()

@@ -1,16 +1,13 @@
 """Model-assisted labeling: a trained checkpoint's detections as suggestions for a project.
 
-A checkpoint knows its classes by name and by the project category id each one was trained
-from (:class:`~engine.detector.checkpoint.ClassInfo`). :func:`map_classes` maps them onto the
-categories of the project being labeled: by id when the project still has that id under the same
-name (the checkpoint was trained on this project), else by name (another project with the same
-class names), else not at all (the class is reported and its detections left out).
+A checkpoint's classes are matched to the categories of the project being labeled by the rule
+of :mod:`engine.detector.class_map` (by saved id and name, else by name); a class that matches
+no category is reported by name and its detections are left out.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -18,34 +15,11 @@ import torch
 from .data.annotations import BoxRecord
 from .data.images import load_image_tensor
 from .data.project import CategoryRow
-from .detector.checkpoint import ClassInfo, load_detector
+from .detector.checkpoint import load_detector
+from .detector.class_map import map_classes
 
 # Suggestions below this score are not kept at all: the GUI's slider starts higher.
 SCORE_FLOOR = 0.05
-
-
-@dataclass
-class ClassMapping:
-    """Detector class id (1..K) -> project category id; ``unmapped``: the names of the
-    checkpoint's classes the project has no category for."""
-
-    to_category: dict[int, int] = field(default_factory=dict)
-    unmapped: list[str] = field(default_factory=list)
-
-
-def map_classes(classes: list[ClassInfo], categories: list[CategoryRow]) -> ClassMapping:
-    by_id = {category.id: category for category in categories}
-    by_name = {category.name: category for category in categories}
-    mapping = ClassMapping()
-    for info in classes:
-        same = by_id.get(info.category_id) if info.category_id is not None else None
-        if same is not None and same.name == info.name:
-            mapping.to_category[info.class_id] = same.id
-        elif info.name in by_name:
-            mapping.to_category[info.class_id] = by_name[info.name].id
-        else:
-            mapping.unmapped.append(info.name)
-    return mapping
 
 
 class Predictor:
@@ -69,7 +43,7 @@ class Predictor:
         suggestions = []
         for box, label, score in zip(found["boxes"].tolist(), found["labels"].tolist(),
                                      found["scores"].tolist()):
-            category_id = self.mapping.to_category.get(label)
+            category_id = self.mapping.category_of(label)
             x0, y0, x1, y1 = box
             if category_id is None or score < self.score_floor or not (x0 < x1 and y0 < y1):
                 continue

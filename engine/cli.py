@@ -240,6 +240,7 @@ def _add_train_commands(commands: argparse._SubParsersAction) -> None:
 def _cmd_eval(args: argparse.Namespace) -> int:
     from .data.project import Project
     from .detector.checkpoint import load_detector
+    from .detector.class_map import map_classes
     from .training.data import DetectionDataset
     from .training.evaluation import evaluate_model
     from .training.trainer import resolve_device
@@ -249,20 +250,24 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     project = Project.open(args.project)
     try:
         records = project.dataset(args.split)
-        categories = {c.id: c.name for c in project.categories()}
+        categories = project.categories()
     finally:
         project.close()
     if not records:
         print(f"frcnn: error: the {args.split} split has no labeled images", file=sys.stderr)
         return 2
-    wanted = {c.category_id for c in detector.classes}
-    unknown = {categories.get(c, str(c)) for r in records for c in r.category_ids} - {
-        categories.get(c, str(c)) for c in wanted}
+    class_map = map_classes(detector.classes, categories)
+    names = {c.id: c.name for c in categories}
+    unknown = class_map.unknown_categories(c for r in records for c in r.category_ids)
     if unknown:
-        print(f"frcnn: note: the model was not trained on {', '.join(sorted(unknown))}; "
+        print(f"frcnn: note: the model was not trained on "
+              f"{', '.join(sorted(names.get(c, str(c)) for c in unknown))}; "
               "those boxes are left out of the evaluation", file=sys.stderr)
-    classes = detector.classes
-    records = [_only_categories(r, wanted) for r in records]
+    if class_map.unmapped:
+        print(f"frcnn: note: no category of the project has the name of the model's class "
+              f"{', '.join(class_map.unmapped_notes())}", file=sys.stderr)
+    classes = class_map.project_classes()
+    records = [_only_categories(r, set(class_map.to_category.values())) for r in records]
     dataset = DetectionDataset(records, classes)
     result = evaluate_model(detector.model, dataset, classes, device=device)
     print(result.summary.rstrip())

@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from engine.detector.inspection import ROI_OVERRIDES, RPN_OVERRIDES
+from engine.detector.inspection import ROI_OVERRIDES
 
 
 @dataclass(frozen=True)
@@ -148,8 +148,3 @@ class InspectionControls(QWidget):
             finally:
                 self._quiet = False
         self.changed.emit(self.settings())
-
-
-def is_rpn_change(before: dict[str, float], after: dict[str, float]) -> bool:
-    """Whether going from ``before`` to ``after`` changes an RPN setting (a slower rerun)."""
-    return any(before.get(key) != after.get(key) for key in RPN_OVERRIDES)

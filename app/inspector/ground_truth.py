@@ -1,8 +1,8 @@
 """An image's labelled boxes (project category ids) -> the detector's target (class ids).
 
-The checkpoint's ``ClassInfo.category_id`` is the one mapping between the two. Boxes the
-detector cannot take (a category the checkpoint does not know, zero size, outside the image)
-are kept for display and left out of the target, each with the reason.
+Categories become classes by the one rule of :mod:`engine.detector.class_map`. Boxes the
+detector cannot take (a category no class of the checkpoint stands for, zero size, outside the
+image) are kept for display and left out of the target, each with the reason.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from engine.detector.checkpoint import ClassInfo
+from engine.detector.class_map import Category, ClassInfo, map_classes
 
 
 @dataclass
@@ -63,17 +63,20 @@ def ground_truth(
     category_ids: list[int],
     classes: list[ClassInfo],
     image_size: tuple[int, int] | None,
+    categories: list[Category] | None = None,
 ) -> GroundTruth:
-    """Map ``boxes`` with project ``category_ids`` to detector classes via ``classes``;
+    """Map ``boxes`` with project ``category_ids`` to the checkpoint's ``classes`` matched to
+    the project's ``categories`` (None: to the categories the checkpoint was trained from);
     ``image_size`` (width, height) checks that boxes lie inside (None skips the check)."""
     if len(boxes) != len(category_ids):
         raise ValueError(f"{len(boxes)} boxes but {len(category_ids)} category ids")
-    by_category = {c.category_id: c for c in classes if c.category_id is not None}
+    class_map = map_classes(classes, categories)
+    names = {c.id: c.name for c in categories or []}
     result = GroundTruth()
     for box, category in zip(boxes, category_ids):
         box = tuple(float(v) for v in box)
-        info = by_category.get(category)
-        name = info.name if info is not None else f"category {category}"
+        info = class_map.class_info(category)
+        name = names.get(category) or (info.name if info is not None else f"category {category}")
         entry = GroundTruthBox(box, category, name, None)
         problem = _problem(box, image_size)
         if info is None:

@@ -4,21 +4,18 @@ Layout: a bar on top (checkpoint chooser, progress, export), the stage list with
 the stage's options and the rerun settings on the left, the image with the stage drawn over it
 in the middle (caption above, legend below), and what was clicked (with a chart) on the right.
 
-Threads: every model call (loading a checkpoint, the first run, reruns, the background
-precompute of the box head) runs on one :class:`~app.workers.TaskRunner` thread, in order, so
-the model and the :class:`~engine.detector.Inspection` are never used by two threads at once.
-Results carry the *generation* they were started in; a result from before the latest image or
-checkpoint change is dropped. While a rerun is running, further setting changes wait, and only
-the latest is run after it. The GUI thread only draws Traces (plain data).
+The run state (which checkpoint and image, the first run, reruns, the background precompute,
+the generation that drops late results) is an :class:`~app.inspector.session.InspectorSession`,
+without Qt; this widget forwards the user's choices to it and draws what it reports. Every
+model call runs on one :class:`~app.workers.TaskRunner` thread; the GUI thread only draws
+Traces (plain data).
 """
 
 from __future__ import annotations
 
 import html
-import time
 from pathlib import Path
 
-from PIL import Image
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -40,22 +37,20 @@ from PySide6.QtWidgets import (
 
 from app import file_dialogs
 from app.qt_images import pil_to_qimage
-from app.workers import Task, TaskRunner
-from engine.data.images import image_to_tensor, load_image
-from engine.detector import Inspection
-from engine.detector.checkpoint import LoadedDetector, load_detector
-from engine.detector.inspection import ROI_OVERRIDES, RPN_OVERRIDES
+from app.workers import TaskRunner
+from engine.detector.checkpoint import LoadedDetector
+from engine.detector.class_map import Category
 from engine.detector.trace import Trace
 
 from .charts import StageChart
-from .controls import InspectionControls, is_rpn_change
-from .ground_truth import GroundTruth, ground_truth
+from .controls import InspectionControls
+from .ground_truth import GroundTruth
 from .scene import LegendEntry
+from .session import InspectorSession
 from .stage_canvas import StageCanvas
 from .stages import (
     SELECTION_DEPENDS_ON,
     STAGES,
-    Classes,
     Selection,
     StageContext,
     ViewOptions,
@@ -68,53 +63,6 @@ from .stages import (
 
 # Clicks within this many screen pixels of a box's outline hit it.
 CLICK_TOLERANCE_PX = 5
-# Box head outputs computed per step of the background precompute: small, so that a rerun the
-# user asks for waits at most one step (about 30 ms for resnet50 on a CPU).
-PRECOMPUTE_CHUNK = 64
-
-
-def default_settings(detector: LoadedDetector) -> dict[str, float]:
-    """The checkpoint's own evaluation settings, as overrides."""
-    model = detector.model
-    values = {key: getattr(model.rpn.test_settings, field) for key, field in RPN_OVERRIDES.items()}
-    values.update({key: getattr(model.roi_heads.detection_settings, field)
-                   for key, field in ROI_OVERRIDES.items()})
-    return values
-
-
-# ------------------------------------------------------------ work run on the worker thread
-
-
-def _load_checkpoint_job(path: Path) -> LoadedDetector:
-    return load_detector(path)
-
-
-def _load_image_job(path: Path) -> tuple[Image.Image, object]:
-    image = load_image(path)
-    return image, pil_to_qimage(image)
-
-
-def _first_run_job(detector: LoadedDetector, image: Image.Image, target, overrides: dict,
-                   task: Task) -> tuple[Inspection, Trace, float]:
-    task.progress(0.1, "preparing the image")
-    start = time.perf_counter()
-    inspection = Inspection(detector.model, image_to_tensor(image), target)
-    task.progress(0.2, "running the detector (backbone, RPN, box head)")
-    trace = inspection.run(**overrides)
-    return inspection, trace, time.perf_counter() - start
-
-
-def _rerun_job(inspection: Inspection, overrides: dict) -> tuple[Trace, float]:
-    start = time.perf_counter()
-    trace = inspection.run(**overrides)
-    return trace, time.perf_counter() - start
-
-
-def _precompute_job(inspection: Inspection, task: Task) -> int:
-    return inspection.precompute_box_head(chunk=PRECOMPUTE_CHUNK, stop=lambda: task.cancelled)
-
-
-# ------------------------------------------------------------------------------ the view
 
 
 class InspectorView(QWidget):
@@ -130,31 +78,12 @@ class InspectorView(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._runner = TaskRunner(self, name="inspector")
-        self._generation = 0
-        self._checkpoint: Path | None = None
-        self._checkpoint_stamp: tuple | None = None
-        self._detector: LoadedDetector | None = None
-        self._classes = Classes()
-        self._image_path: Path | None = None
-        self._image: Image.Image | None = None
-        self._boxes: list[tuple[float, float, float, float]] = []
-        self._category_ids: list[int] = []
-        self._ground_truth: GroundTruth | None = None
-        self._inspection: Inspection | None = None
+        self.session = InspectorSession(self._runner, self, display=pil_to_qimage,
+                                        visible=self.isVisible)
         self._trace: Trace | None = None
         self._stage_key = STAGES[0].key
         self._selections: dict = {}
         self._options = ViewOptions()
-        self._needs_run = False
-        self._busy = False
-        self._image_task: Task | None = None
-        self._checkpoint_task: Task | None = None
-        self._run_task: Task | None = None
-        self._rerun_task: Task | None = None
-        self._pending: dict | None = None
-        self._precompute_task: Task | None = None
-        self.last_first_run_s: float | None = None
-        self.last_rerun_s: float | None = None
         self._build_ui()
         self._update_enabled()
 
@@ -240,7 +169,7 @@ class InspectorView(QWidget):
             "max_boxes": (self.max_boxes_box, options.labelForField(self.max_boxes_box)),
         }
         self.controls = InspectionControls()
-        self.controls.changed.connect(self._settings_changed)
+        self.controls.changed.connect(self.session.change_settings)
         left = QWidget()
         left_layout = QVBoxLayout(left)
         left_layout.setContentsMargins(0, 0, 0, 0)
@@ -305,63 +234,27 @@ class InspectorView(QWidget):
         self.checkpoint_box.clear()
         for path in paths:
             self._add_checkpoint_item(Path(path))
-        if self._checkpoint is not None:
-            self._add_checkpoint_item(self._checkpoint)
-            self.checkpoint_box.setCurrentIndex(self.checkpoint_box.findData(str(self._checkpoint)))
-            if _modified(self._checkpoint) != self._checkpoint_stamp:
-                self.load_checkpoint(self._checkpoint)
-        elif paths:
-            self.load_checkpoint(Path(paths[0]))
+        if self.session.checkpoint is not None:
+            self.on_checkpoint(self.session.checkpoint)
+        self.session.offer_checkpoints([Path(path) for path in paths])
 
     def set_image(self, path: Path, boxes: list[tuple[float, float, float, float]],
-                  category_ids: list[int]) -> None:
-        """Inspect the image at ``path`` with its labelled ``boxes`` (project ``category_ids``);
-        see the module docstring of :mod:`app.inspector.ground_truth` for boxes left out."""
-        if len(boxes) != len(category_ids):
-            raise ValueError(f"{len(boxes)} boxes but {len(category_ids)} category ids")
-        boxes = [tuple(float(v) for v in box) for box in boxes]
-        category_ids = [int(c) for c in category_ids]
-        unchanged = (Path(path), boxes, category_ids) == (self._image_path, self._boxes,
-                                                          self._category_ids)
-        if unchanged and (self._image is not None or self._image_task is not None):
-            return  # the same image and boxes (a window refreshing): nothing to run again
-        self._invalidate()
-        self._image_path = Path(path)
-        self._boxes = boxes
-        self._category_ids = category_ids
-        self._image = None
-        self.canvas.set_image(None)
-        if self._image_task is not None:
-            self._image_task.cancel()
-        self._set_busy(True, f"Loading {self._image_path.name}…")
-        task = self._image_task = self._runner.submit(
-            _load_image_job, self._image_path,
-            on_done=lambda result: self._image_loaded(task, result),
-            on_error=lambda error, details: self._load_failed(task, error))
+                  category_ids: list[int], categories: list[Category] | None = None) -> None:
+        """Inspect the image at ``path`` with its labelled ``boxes`` (project ``category_ids``;
+        ``categories`` the project's, which :mod:`engine.detector.class_map` matches to the
+        checkpoint's classes); see :mod:`app.inspector.ground_truth` for boxes left out."""
+        self.session.set_image(path, boxes, category_ids, categories)
 
     def shutdown(self) -> None:
         """Cancel queued work and wait for the running task (the window calls this on close)."""
-        self._generation += 1
+        self.session.close()
         self._runner.shutdown()
 
     # ------------------------------------------------------------------ more API
 
     def load_checkpoint(self, path: Path) -> None:
         """Load ``path`` off the GUI thread and inspect the current image with it."""
-        path = Path(path)
-        self._invalidate()
-        self._checkpoint = path
-        self._checkpoint_stamp = _modified(path)
-        self._detector = None
-        self._add_checkpoint_item(path)
-        self.checkpoint_box.setCurrentIndex(self.checkpoint_box.findData(str(path)))
-        if self._checkpoint_task is not None:
-            self._checkpoint_task.cancel()
-        self._set_busy(True, f"Loading {path.name}…")
-        task = self._checkpoint_task = self._runner.submit(
-            _load_checkpoint_job, path,
-            on_done=lambda detector: self._detector_loaded(task, detector),
-            on_error=lambda error, details: self._load_failed(task, error))
+        self.session.load_checkpoint(path)
 
     @property
     def trace(self) -> Trace | None:
@@ -374,11 +267,11 @@ class InspectorView(QWidget):
 
     @property
     def busy(self) -> bool:
-        return self._busy
+        return self.session.busy
 
     @property
     def ground_truth_boxes(self) -> GroundTruth | None:
-        return self._ground_truth
+        return self.session.ground_truth
 
     def set_stage(self, key: str) -> None:
         """Show stage ``key`` (one of :data:`app.inspector.stages.STAGE_KEYS`)."""
@@ -417,154 +310,43 @@ class InspectorView(QWidget):
             raise OSError(f"could not write {path}")
         return path
 
-    # ------------------------------------------------------------------ worker results
+    # ------------------------------------------------------------------ what the session says
+    # (app.inspector.session.SessionListener)
 
-    def _invalidate(self) -> None:
-        """Forget the inspection (a new image or checkpoint): its queued work is cancelled and
-        its late results are dropped. Loads of an image or checkpoint still needed go on."""
-        self._generation += 1
-        for task in (self._run_task, self._rerun_task, self._precompute_task):
-            if task is not None:
-                task.cancel()
-        self._inspection = None
-        self._run_task = self._rerun_task = self._precompute_task = None
-        self._pending = None
-        self._show_trace(None)
+    def on_checkpoint(self, path: Path) -> None:
+        self._add_checkpoint_item(path)
+        self.checkpoint_box.setCurrentIndex(self.checkpoint_box.findData(str(path)))
 
-    def _load_failed(self, task: Task, error: BaseException) -> None:
-        if task is self._image_task or task is self._checkpoint_task:
-            self._failed(self._generation, error)
+    def on_image(self, display) -> None:
+        self.canvas.set_image(display)
 
-    def _detector_loaded(self, task: Task, detector: LoadedDetector) -> None:
-        if task is not self._checkpoint_task:
-            return
-        self._checkpoint_task = None
-        self._detector = detector
-        self._classes = Classes({0: "background", **{c.class_id: c.name
-                                                     for c in detector.classes}},
-                                {c.class_id: c.color for c in detector.classes if c.color})
-        self.controls.set_settings(default_settings(detector))
-        self._set_busy(self._image_task is not None,
-                       f"{self._checkpoint.name}: {detector.model.config.backbone}, "
-                       f"{len(detector.classes)} classes")
-        self._start_first_run()
+    def on_detector(self, _detector: LoadedDetector) -> None:
+        self.controls.set_settings(self.session.settings)
 
-    def _image_loaded(self, task: Task, result) -> None:
-        if task is not self._image_task:
-            return
-        self._image_task = None
-        self._image, qimage = result
-        self.canvas.set_image(qimage)
-        self._set_busy(self._checkpoint_task is not None,
-                       f"{self._image_path.name}: {self._image.width}×{self._image.height}, "
-                       f"{len(self._boxes)} boxes")
-        self._start_first_run()
+    def on_busy(self, busy: bool, text: str) -> None:
+        self.progress.setVisible(busy)
+        self.status.setText(html.escape(text))
+        self.status.setToolTip("")
+        self._update_enabled()
+        self.busy_changed.emit(busy)
 
-    def _start_first_run(self) -> None:
-        if self._detector is None or self._image is None:
-            return
-        if not self.isVisible():
-            self._needs_run = True  # a hidden tab costs nothing; run when shown
-            return
-        self._needs_run = False
-        self._ground_truth = ground_truth(self._boxes, self._category_ids,
-                                          self._detector.classes, self._image.size)
-        target = self._ground_truth.target()
-        backbone = self._detector.model.config.backbone
-        self._set_busy(True, f"Running {backbone} on {self._image_path.name}…")
-        generation = self._generation
-        self._run_task = self._runner.submit(
-            _first_run_job, self._detector, self._image, target, self.controls.settings(),
-            on_done=lambda result: self._first_run_done(generation, result),
-            on_error=lambda error, details: self._failed(generation, error),
-            on_progress=lambda fraction, text: self._progressed(generation, text),
-        )
+    def on_status(self, text: str) -> None:
+        self.status.setText(html.escape(text))
 
-    def _first_run_done(self, generation: int, result) -> None:
-        if generation != self._generation:
-            return
-        self._run_task = None
-        self._inspection, trace, seconds = result
-        self.last_first_run_s = seconds
-        self._set_busy(False, self._summary(trace) + f"; first run {seconds:.2f} s")
-        self._show_trace(trace)
-        self._start_precompute()
-
-    def _progressed(self, generation: int, text: str) -> None:
-        if generation == self._generation and self._busy:
-            self.status.setText(f"{self._image_path.name}: {text}…")
-
-    def _failed(self, generation: int, error: BaseException) -> None:
-        if generation != self._generation:
-            return
-        self._run_task = self._rerun_task = None
-        message = str(error) or type(error).__name__
-        self._set_busy(False, "")
+    def on_failure(self, message: str) -> None:
         self.status.setText(f"<span style='color:#d04040'>{html.escape(message)}</span>")
         self.status.setToolTip(message)
         self.failed.emit(message)
 
-    def _summary(self, trace: Trace) -> str:
-        height, width = trace.image_size
-        resized = trace.resized_size
-        return (f"{trace.backbone} on {self._image_path.name} ({width}×{height} → "
-                f"{resized[1]}×{resized[0]})")
-
-    # ------------------------------------------------------------------ reruns
-
-    def _settings_changed(self, overrides: dict) -> None:
-        if self._inspection is None:
-            return  # the first run reads the controls when it starts
-        self._pending = dict(overrides)
-        if self._precompute_task is not None:
-            self._precompute_task.cancel()  # stops after its current chunk
-            self._precompute_task = None
-        if self._rerun_task is None:
-            self._submit_rerun()
-
-    def _submit_rerun(self) -> None:
-        overrides, self._pending = self._pending, None
-        generation = self._generation
-        previous = dict(self._trace.settings) if self._trace is not None else {}
-        self._rerun_task = self._runner.submit(
-            _rerun_job, self._inspection, overrides,
-            on_done=lambda result: self._rerun_done(generation, result, previous),
-            on_error=lambda error, details: self._failed(generation, error),
-        )
-
-    def _rerun_done(self, generation: int, result, previous: dict) -> None:
-        if generation != self._generation:
-            return
-        self._rerun_task = None
-        trace, seconds = result
-        self.last_rerun_s = seconds
+    def on_trace(self, trace: Trace | None) -> None:
         self._show_trace(trace)
-        self.status.setText(self._summary(trace) + f"; rerun {seconds * 1000:.0f} ms")
-        if self._pending is not None:
-            self._submit_rerun()
-        elif is_rpn_change(previous, trace.settings):
-            self._start_precompute()
-
-    def _start_precompute(self) -> None:
-        if self._inspection is None:
-            return
-        generation = self._generation
-        self._precompute_task = self._runner.submit(
-            _precompute_job, self._inspection,
-            on_done=lambda _count: self._precompute_done(generation),
-            on_error=lambda error, details: None,  # an optimisation; reruns compute what's missing
-        )
-
-    def _precompute_done(self, generation: int) -> None:
-        if generation == self._generation:
-            self._precompute_task = None
 
     # ------------------------------------------------------------------ showing
 
     def _show_trace(self, trace: Trace | None) -> None:
         previous, self._trace = self._trace, trace
         self._forget_stale_selections(previous, trace)
-        if trace is not None and self._pending is None and self._rerun_task is None:
+        if trace is not None and not self.session.rerun_in_flight:
             self.controls.set_settings(trace.settings)
         self._update_levels(previous, trace)
         self._update_stage_availability()
@@ -610,22 +392,15 @@ class InspectorView(QWidget):
             self.set_stage(STAGES[0].key)
 
     def _update_enabled(self) -> None:
-        ready = self._trace is not None and not self._busy
+        ready = self._trace is not None and not self.session.busy
         self.controls.setEnabled(ready)
         self.export_button.setEnabled(self._trace is not None)
         for widget in (self.previous_button, self.next_button, self.options_group):
             widget.setEnabled(self._trace is not None)
 
-    def _set_busy(self, busy: bool, text: str) -> None:
-        self._busy = busy
-        self.progress.setVisible(busy)
-        self.status.setText(html.escape(text))
-        self.status.setToolTip("")
-        self._update_enabled()
-        self.busy_changed.emit(busy)
-
     def _context(self) -> StageContext:
-        return StageContext(self._trace, self._classes, self._ground_truth, self._options,
+        return StageContext(self._trace, self.session.classes, self.session.ground_truth,
+                            self._options,
                             self._selections.get(self._stage_key),
                             tolerance=CLICK_TOLERANCE_PX / max(self.canvas.zoom, 1e-6))
 
@@ -680,7 +455,7 @@ class InspectorView(QWidget):
 
     def _checkpoint_chosen(self, index: int) -> None:
         path = self.checkpoint_box.itemData(index)
-        if path and Path(path) != self._checkpoint:
+        if path and Path(path) != self.session.checkpoint:
             self.load_checkpoint(Path(path))
 
     def _add_checkpoint_item(self, path: Path) -> None:
@@ -690,14 +465,16 @@ class InspectorView(QWidget):
                                             Qt.ItemDataRole.ToolTipRole)
 
     def _open_checkpoint_dialog(self) -> None:
-        start = str(self._checkpoint.parent) if self._checkpoint else ""
+        checkpoint = self.session.checkpoint
+        start = str(checkpoint.parent) if checkpoint else ""
         path, _ = file_dialogs.get_open_file_name(self, "Open checkpoint", start,
                                                   "Checkpoints (*.pt);;All files (*)")
         if path:
             self.load_checkpoint(Path(path))
 
     def _export_dialog(self) -> None:
-        stem = self._image_path.stem if self._image_path else "inspect"
+        image_path = self.session.image_path
+        stem = image_path.stem if image_path else "inspect"
         path, _ = file_dialogs.get_save_file_name(self, "Export stage as PNG",
                                                   f"{stem}-{self._stage_key}.png", "PNG (*.png)")
         if path:
@@ -710,17 +487,7 @@ class InspectorView(QWidget):
 
     def showEvent(self, event) -> None:  # noqa: N802 (Qt's name)
         super().showEvent(event)
-        if self._needs_run:
-            self._start_first_run()
-
-
-def _modified(path: Path) -> tuple | None:
-    """(modification time, size) of ``path``, None when it cannot be read."""
-    try:
-        status = path.stat()
-    except OSError:
-        return None
-    return status.st_mtime_ns, status.st_size
+        self.session.shown()
 
 
 def _legend_html(entries: list[LegendEntry]) -> str:

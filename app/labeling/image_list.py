@@ -636,19 +636,18 @@ class ImageListPanel(QWidget):
 
 
 def _main(argv: list[str] | None = None) -> int:
-    """Show the panel alone on a project (the demo project by default)."""
+    """Show the panel alone on a project folder (the app's demo project is ``frcnn-workbench``
+    without a folder; this panel does not depend on the app around it)."""
     import argparse
     import sys
 
     from PySide6.QtWidgets import QApplication
 
-    from app.main import ensure_demo_project
-
     parser = argparse.ArgumentParser(description="The image list panel on its own.")
-    parser.add_argument("project", nargs="?", type=Path, help="project folder (default: demo)")
+    parser.add_argument("project", type=Path, help="project folder")
     args = parser.parse_args(argv)
     app = QApplication.instance() or QApplication(sys.argv[:1])
-    with Project.open(args.project or ensure_demo_project()) as project:
+    with Project.open(args.project) as project:
         panel = ImageListPanel()
         panel.setWindowTitle(f"Images — {project.folder.name}")
         panel.set_project(project)

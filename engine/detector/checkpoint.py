@@ -9,7 +9,8 @@ A checkpoint is one ``torch.save`` file holding only tensors and plain values::
      "extra": {...}}          # e.g. training progress; plain data only
 
 ``categories`` lists the detector's classes 1..K in order (0 is the background) and the project
-category each one stands for: the one place where class ids and project categories meet. It
+category each one was trained from (:class:`~engine.detector.class_map.ClassInfo`;
+:mod:`engine.detector.class_map` matches them to a project's categories). It
 loads with ``torch.load(weights_only=True)``: a file holding code is refused, never run.
 """
 
@@ -23,22 +24,13 @@ from typing import Any
 import torch
 
 from .build import build_model, model_from_config
+from .class_map import ClassInfo
 from .config import DetectorConfig
 from .model import FasterRCNN
 from .weights import COCO_WEIGHTS
 
 CHECKPOINT_FORMAT = "frcnn-workbench detector"
 CHECKPOINT_VERSION = 1
-
-
-@dataclass
-class ClassInfo:
-    """Detector class ``class_id`` (1..K) is project category ``category_id`` named ``name``."""
-
-    class_id: int
-    name: str
-    category_id: int | None = None
-    color: str | None = None
 
 
 @dataclass

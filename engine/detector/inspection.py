@@ -2,16 +2,19 @@
 
     trace = inspect(model, image, target=None, box_score_thresh=0.3)
 
-runs the model's ordinary forward once with a :class:`StageRecorder` and turns what the stages
-recorded into a :class:`~engine.detector.trace.Trace`. An :class:`Inspection` keeps the
-backbone features and the RPN's outputs, so changing a setting re-runs only what depends on it:
+runs the model's ordinary forward once with a :class:`StageRecorder` and turns the stages'
+typed outputs (a :class:`~engine.detector.model.DetectorOutputs`) into a
+:class:`~engine.detector.trace.Trace` (:class:`~engine.detector.tracing.TraceBuilder`). An
+:class:`Inspection` keeps those outputs, and a changed setting reruns the model's own
+:meth:`~engine.detector.model.FasterRCNN.run_heads` on them, so that only what depends on the
+setting runs again, by the same steps as the forward:
 
 - ROI-stage settings (``box_score_thresh``, ``box_nms_thresh``, ``box_detections_per_img``):
-  postprocessing only, from the cached class logits and box deltas;
+  postprocessing only, from the kept class logits and box deltas;
 - RPN-stage settings (``rpn_pre_nms_top_n``, ``rpn_post_nms_top_n``, ``rpn_nms_thresh``,
-  ``rpn_score_thresh``): proposal filtering from the cached objectness and decoded anchors, then
-  the box head for proposals it has not seen yet (a proposal is fixed by its anchor, so the box
-  head's output for it is cached by anchor index), then postprocessing.
+  ``rpn_score_thresh``): proposal filtering from the kept RPN head outputs, then the box head
+  for proposals it has not seen yet (a proposal is fixed by its anchor, so the box head's
+  output for it is kept by anchor index), then postprocessing.
 
 The backbone, the anchors and the anchor matching never re-run.
 """
@@ -23,35 +26,14 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 import torch
-import torch.nn.functional as F
-from torchvision.ops import box_iou, clip_boxes_to_image
 
-from .backbones import BACKBONES
-from .matching import match_labels
-from .model import FasterRCNN
+from .model import DetectorOutputs, FasterRCNN
 from .recorder import StageRecorder
-from .roi_heads import (
-    CANONICAL_LEVEL,
-    CANONICAL_SIZE,
-    DetectionSettings,
-    assign_levels,
-    proposal_labels,
-)
-from .rpn import PreNmsCandidates, ProposalSettings, ProposalStages
-from .sampling import sample_positives_negatives
+from .roi_heads import BoxHeadOutputs, DetectionSettings
+from .rpn import ProposalSettings, RpnOutputs
 from .targets import check_images, check_targets
-from .trace import (
-    AnchorMatching,
-    BoxHeadOutput,
-    Detections,
-    LevelTrace,
-    PostprocessTrace,
-    ProposalTrace,
-    RoiLevels,
-    RoiSampling,
-    Trace,
-)
-from .transform import resize_boxes
+from .trace import Trace
+from .tracing import TraceBuilder
 
 # The settings a rerun may change, and the settings object field each one sets.
 RPN_OVERRIDES = {
@@ -67,14 +49,9 @@ ROI_OVERRIDES = {
 }
 OVERRIDES = (*RPN_OVERRIDES, *ROI_OVERRIDES)
 
-# The samplers draw at random; the trace shows one fixed draw so that reruns agree.
-SAMPLER_SEED = 0
 # Box-head reruns pool proposals on several threads from this many proposals on.
 _PARALLEL_POOLING_FROM = 64
 _POOLING_THREADS = 4
-# IoU entries computed at once when finding NMS suppressors (bounds the memory: 4 M entries,
-# about 16 MB per float intermediate).
-_SUPPRESSOR_BLOCK = 1 << 22
 
 
 def inspect(
@@ -92,20 +69,8 @@ def inspect(
     return Inspection(model, image, target).run(**overrides)
 
 
-@dataclasses.dataclass
-class _RpnState:
-    """Everything that depends on the RPN settings, kept for ROI-only reruns."""
-
-    settings: ProposalSettings
-    candidates: PreNmsCandidates
-    stages: ProposalStages
-    class_logits: torch.Tensor
-    box_deltas: torch.Tensor
-    trace_parts: dict
-
-
 class Inspection:
-    """One image's cached stage outputs; :meth:`run` builds a Trace for given settings.
+    """One image's stage outputs, kept; :meth:`run` builds a Trace for given settings.
 
     The model must not be used by another thread while :meth:`run` executes: the first run
     sets the model's evaluation settings to the overrides for its forward pass (and restores
@@ -126,13 +91,20 @@ class Inspection:
         self.model = model
         self.image = image
         self.target = target
-        self._cache: StageRecorder | None = None
-        self._pooling: list[torch.Tensor] | None = None  # see _pooling_features
+        self._outputs: DetectorOutputs | None = None
+        self._builder: TraceBuilder | None = None
+        self._pooling: list[torch.Tensor] = []  # see _first_run
         self._fixed_parts: dict = {}
-        self._rpn: _RpnState | None = None
+        self._proposal_parts: tuple[RpnOutputs, dict] | None = None
         self._head_anchor_ids = torch.empty(0, dtype=torch.int64)
         self._head_logits: torch.Tensor | None = None
         self._head_deltas: torch.Tensor | None = None
+
+    @property
+    def outputs(self) -> DetectorOutputs | None:
+        """Every stage's outputs of the last run (on the model's device, boxes in resized-image
+        pixels); None before the first run."""
+        return self._outputs
 
     # ----------------------------------------------------------------- settings
 
@@ -169,61 +141,39 @@ class Inspection:
         """A Trace for these settings; after the first run, only the stages downstream of a
         changed setting are computed again."""
         rpn_settings, roi_settings = self.settings(**overrides)
-        if self._cache is None:
-            detections = self._first_run(rpn_settings, roi_settings)
+        if self._outputs is None:
+            self._first_run(rpn_settings, roi_settings)
         else:
-            if self._rpn is None or self._rpn.settings != rpn_settings:
-                self._rerun_rpn(rpn_settings)
-            detections = self._rerun_roi(roi_settings)
-        rpn = self._rpn
-        assert rpn is not None and self._cache is not None
+            previous = self._outputs
+            self._outputs = self.model.run_heads(
+                previous.batch, previous.features, rpn_settings=rpn_settings,
+                detection_settings=roi_settings, reuse=previous, box_head=self._box_head,
+            )
+        outputs, builder = self._outputs, self._builder
+        if self._proposal_parts is None or self._proposal_parts[0] is not outputs.rpn:
+            self._proposal_parts = (outputs.rpn,
+                                    builder.proposal_parts(outputs.rpn, outputs.roi.head))
         return Trace(
             **self._fixed_parts,
-            **rpn.trace_parts,
-            postprocess=self._postprocess_trace(roi_settings),
-            detections=Detections(
-                detections["boxes"].cpu(), detections["labels"].cpu(), detections["scores"].cpu()
-            ),
+            **self._proposal_parts[1],
+            postprocess=builder.postprocess(outputs.roi),
+            detections=builder.detections(outputs),
             settings=_settings_dict(rpn_settings, roi_settings),
         )
 
-    def _first_run(
-        self, rpn_settings: ProposalSettings, roi_settings: DetectionSettings
-    ) -> dict[str, torch.Tensor]:
+    def _first_run(self, rpn_settings: ProposalSettings, roi_settings: DetectionSettings) -> None:
         recorder = StageRecorder()
         with _evaluation_settings(self.model, rpn_settings, roi_settings):
-            detections = self.model([self.image], recorder=recorder)[0]
-        self._cache = recorder
-        self._pooling_features()  # now, so that no rerun pays for it
-        self._fixed_parts = self._fixed_trace_parts()
-        candidates, stages = recorder["candidates"], recorder["proposal_stages"][0]
-        self._remember_head_outputs(
-            candidates.anchor_indices[0, stages.final],
-            recorder["class_logits"], recorder["box_deltas"],
-        )
-        self._set_rpn_state(
-            rpn_settings, candidates, stages, recorder["class_logits"], recorder["box_deltas"]
-        )
-        return detections
-
-    def _rerun_rpn(self, settings: ProposalSettings) -> None:
-        cache = self._cache
-        candidates, stages = self.model.rpn.propose(
-            cache["decoded"], cache["objectness"], cache["num_anchors_per_level"],
-            cache["batch"].image_sizes, settings,
-        )
-        stages = stages[0]
-        logits, deltas = self._head_outputs(candidates.anchor_indices[0, stages.final],
-                                            stages.proposals)
-        self._set_rpn_state(settings, candidates, stages, logits, deltas)
-
-    def _rerun_roi(self, settings: DetectionSettings) -> dict[str, torch.Tensor]:
-        cache, rpn = self._cache, self._rpn
-        detections = self.model.roi_heads.detect(
-            rpn.class_logits, rpn.box_deltas, [rpn.stages.proposals],
-            cache["batch"].image_sizes, settings, recorder=cache,
-        )
-        return self.model.transform.to_original_sizes(detections, cache["batch"])[0]
+            self.model([self.image], recorder=recorder)
+        outputs = self._outputs = recorder.outputs
+        self._builder = TraceBuilder(self.model, outputs, self.target)
+        # The pooled FPN levels in the (N, C, H, W) memory layout RoIAlign reads: the backbone
+        # runs channels-last, and RoIAlign would otherwise copy each level over again on every
+        # rerun (75 ms for P2 at 800 px). Made now, so that no rerun pays for it.
+        self._pooling = [level.contiguous()
+                         for level in outputs.features.maps[: self.model.pooled_levels]]
+        self._fixed_parts = self._builder.fixed_parts(outputs.rpn)
+        self._remember_head_outputs(_final_anchor_ids(outputs.rpn), outputs.roi.head)
 
     @torch.inference_mode()
     def precompute_box_head(self, chunk: int = 256, stop=lambda: False) -> int:
@@ -234,10 +184,11 @@ class Inspection:
         IoU or the post-NMS top-k then never waits for the box head. Stops early when ``stop()``
         returns true. Returns how many candidates it computed.
         """
-        if self._rpn is None:
+        if self._outputs is None:
             raise RuntimeError("run() first: precomputing follows a run's RPN candidates")
-        stages, candidates = self._rpn.stages, self._rpn.candidates
-        anchor_ids = candidates.anchor_indices[0, stages.valid]
+        rpn = self._outputs.rpn
+        stages = rpn.stages[0]
+        anchor_ids = rpn.candidates.anchor_indices[0, stages.valid]
         boxes = stages.boxes[stages.valid]
         missing = torch.where(self._lookup(anchor_ids) < 0)[0]
         done = 0
@@ -250,26 +201,27 @@ class Inspection:
 
     # ------------------------------------------------------- box head output cache
 
-    def _head_outputs(
-        self, anchor_ids: torch.Tensor, proposals: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def _box_head(self, rpn: RpnOutputs) -> BoxHeadOutputs:
+        """The box head's outputs for the RPN's proposals (what ``run_heads`` asks for)."""
+        return self._head_outputs(_final_anchor_ids(rpn), rpn.proposals[0])
+
+    def _head_outputs(self, anchor_ids: torch.Tensor, proposals: torch.Tensor) -> BoxHeadOutputs:
         """Class logits (P, C) and box deltas (P, C * 4) for proposals (P, 4) that came from
         ``anchor_ids`` (P,), computing only those not computed before."""
         known = self._lookup(anchor_ids)
         missing = torch.where(known < 0)[0]
         if missing.numel():
-            logits, deltas = self._predict(proposals[missing])
-            self._remember_head_outputs(anchor_ids[missing], logits, deltas)
+            self._remember_head_outputs(anchor_ids[missing], self._predict(proposals[missing]))
             known = self._lookup(anchor_ids)
-        return self._head_logits[known], self._head_deltas[known]
+        return BoxHeadOutputs(self._head_logits[known], self._head_deltas[known])
 
-    def _predict(self, proposals: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _predict(self, proposals: torch.Tensor) -> BoxHeadOutputs:
         """The box head on proposals (P, 4). torchvision's CPU RoIAlign runs on one thread
         and is most of the cost (about 0.2 ms a proposal at 800 px): with many proposals and
         several CPU threads, the pooling runs in parts side by side (torch releases the GIL),
         then the head once on all of them. Same numbers as one call (tested)."""
         roi_heads = self.model.roi_heads
-        features = self._pooling_features()
+        features = self._pooling
         threads = min(torch.get_num_threads(), _POOLING_THREADS)
         if proposals.device.type != "cpu" or threads < 2 or \
                 proposals.shape[0] < _PARALLEL_POOLING_FROM:
@@ -277,20 +229,11 @@ class Inspection:
 
         def pool(part: torch.Tensor) -> torch.Tensor:
             with torch.inference_mode():  # a thread does not inherit the caller's mode
-                return roi_heads.pool(features, [part])
+                return roi_heads.pooler(features, [part])
 
         with ThreadPoolExecutor(threads) as pool_threads:
             pooled = torch.cat(list(pool_threads.map(pool, proposals.tensor_split(threads))))
-        return roi_heads.box_predictor(roi_heads.box_head(pooled))
-
-    def _pooling_features(self) -> list[torch.Tensor]:
-        """The pooled FPN levels in the (N, C, H, W) memory layout RoIAlign reads: the
-        backbone runs channels-last, and RoIAlign would otherwise copy each level over again
-        on every rerun (75 ms for P2 at 800 px). Made once, by the first run."""
-        if self._pooling is None:
-            self._pooling = [level.contiguous()
-                             for level in self._cache["features"][: self.model.pooled_levels]]
-        return self._pooling
+        return BoxHeadOutputs(*roi_heads.box_predictor(roi_heads.box_head(pooled)))
 
     def _lookup(self, anchor_ids: torch.Tensor) -> torch.Tensor:
         """Rows of the cached head outputs for ``anchor_ids``; -1 where not cached."""
@@ -302,312 +245,19 @@ class Inspection:
         rows = order[position]
         return torch.where(cached[rows] == anchor_ids, rows, torch.full_like(rows, -1))
 
-    def _remember_head_outputs(
-        self, anchor_ids: torch.Tensor, logits: torch.Tensor, deltas: torch.Tensor
-    ) -> None:
+    def _remember_head_outputs(self, anchor_ids: torch.Tensor, head: BoxHeadOutputs) -> None:
         if self._head_logits is None:
-            self._head_anchor_ids, self._head_logits, self._head_deltas = anchor_ids, logits, deltas
+            self._head_anchor_ids = anchor_ids
+            self._head_logits, self._head_deltas = head.class_logits, head.box_deltas
             return
         self._head_anchor_ids = torch.cat([self._head_anchor_ids, anchor_ids])
-        self._head_logits = torch.cat([self._head_logits, logits])
-        self._head_deltas = torch.cat([self._head_deltas, deltas])
-
-    # ------------------------------------------------------------ building traces
-
-    def _set_rpn_state(
-        self,
-        settings: ProposalSettings,
-        candidates: PreNmsCandidates,
-        stages: ProposalStages,
-        class_logits: torch.Tensor,
-        box_deltas: torch.Tensor,
-    ) -> None:
-        proposals = stages.proposals
-        self._rpn = _RpnState(settings, candidates, stages, class_logits, box_deltas, {})
-        self._rpn.trace_parts = {
-            "rpn": self._proposal_trace(settings, candidates, stages),
-            "roi_levels": self._roi_levels(proposals),
-            "roi_sampling": self._roi_sampling(proposals),
-            "box_head": self._box_head(class_logits, box_deltas, proposals),
-        }
-
-    def _to_original(self, boxes: torch.Tensor, clip: bool = True) -> torch.Tensor:
-        """Resized-image boxes (..., 4) -> original-image boxes on the CPU; ``clip`` for boxes
-        that were clipped to the resized image (scaling back can overshoot by rounding)."""
-        batch = self._cache["batch"]
-        resized, original = batch.image_sizes[0], batch.original_sizes[0]
-        shape = boxes.shape
-        boxes = resize_boxes(boxes.reshape(-1, 4), resized, original)
-        if clip:
-            boxes = clip_boxes_to_image(boxes, original)
-        return boxes.reshape(shape).cpu()
-
-    def _fixed_trace_parts(self) -> dict:
-        """The parts no setting changes: sizes, levels with anchors, the targets, matching."""
-        cache = self._cache
-        batch = cache["batch"]
-        original, resized = batch.original_sizes[0], batch.image_sizes[0]
-        parts = {
-            "image_size": tuple(original),
-            "resized_size": tuple(resized),
-            "scale": (resized[0] / original[0], resized[1] / original[1]),
-            "backbone": self._backbone_name(),
-            "num_classes": self.model.num_classes,
-            "levels": self._level_traces(),
-        }
-        if self.target is not None:
-            parts["target_boxes"] = self.target["boxes"].cpu()
-            parts["target_labels"] = self.target["labels"].cpu()
-            parts["anchor_matching"] = self._anchor_matching()
-        return parts
-
-    def _backbone_name(self) -> str:
-        config = getattr(self.model, "config", None)
-        return config.backbone if config is not None else "unknown"
-
-    def _level_names(self) -> list[str]:
-        spec = BACKBONES.get(self._backbone_name())
-        count = len(self._cache["anchors"])
-        if spec is not None and len(spec.level_names) == count:
-            return list(spec.level_names)
-        return [f"level {index}" for index in range(count)]
-
-    def _level_traces(self) -> list[LevelTrace]:
-        cache = self._cache
-        padded = tuple(cache["batch"].tensors.shape[-2:])
-        objectness = cache["objectness"][0].split(cache["num_anchors_per_level"])
-        anchor_spec = self.model.anchor_spec
-        levels, first = [], 0
-        for index, (name, anchors, feature, logits) in enumerate(zip(
-            self._level_names(), cache["anchors"], cache["features"], objectness
-        )):
-            feature_size = tuple(int(v) for v in feature.shape[-2:])
-            sizes, ratios = anchor_spec.sizes[index], anchor_spec.aspect_ratios[index]
-            # Cell anchor k has ratio ratios[k // len(sizes)] and size sizes[k % len(sizes)].
-            cell_sizes = torch.tensor([float(s) for _ in ratios for s in sizes])
-            cell_ratios = torch.tensor([float(r) for r in ratios for _ in sizes])
-            levels.append(LevelTrace(
-                name=name,
-                stride=(padded[0] // feature_size[0], padded[1] // feature_size[1]),
-                feature_size=feature_size,
-                anchor_sizes=cell_sizes,
-                anchor_ratios=cell_ratios,
-                anchors=self._to_original(anchors, clip=False),
-                objectness=logits.float().cpu(),
-                first_anchor=first,
-            ))
-            first += anchors.shape[0]
-        return levels
-
-    def _resized_target(self) -> tuple[torch.Tensor, torch.Tensor]:
-        batch = self._cache["batch"]
-        device = self._cache["objectness"].device
-        boxes = resize_boxes(
-            self.target["boxes"].to(device), batch.original_sizes[0], batch.image_sizes[0]
-        )
-        return boxes, self.target["labels"].to(device)
-
-    def _anchor_matching(self) -> AnchorMatching:
-        rpn = self.model.rpn
-        anchors = torch.cat(self._cache["anchors"])
-        gt_boxes, _ = self._resized_target()
-        num_anchors = anchors.shape[0]
-        if gt_boxes.shape[0] == 0:
-            best_iou = torch.zeros(num_anchors, device=anchors.device)
-            matched = torch.full((num_anchors,), -1, dtype=torch.int64, device=anchors.device)
-            labels = torch.zeros(num_anchors, dtype=torch.int64, device=anchors.device)
-            box_best_iou = torch.zeros(0, device=anchors.device)
-        else:
-            iou = box_iou(gt_boxes, anchors)  # (M, R)
-            matches = rpn.matcher(iou)
-            labels = match_labels(matches)
-            # Positives show the box the matcher gave them (a low-quality match need not be
-            # the anchor's best box); the others their best box.
-            matched = torch.where(matches >= 0, matches, iou.argmax(dim=0))
-            best_iou = iou.gather(0, matched[None])[0]
-            box_best_iou = iou.max(dim=1).values
-        positive, negative = _seeded_sample(labels, rpn.batch_size_per_image,
-                                            rpn.positive_fraction)
-        return AnchorMatching(
-            best_iou=best_iou.cpu(),
-            matched_box=matched.cpu(),
-            labels=labels.to(torch.int8).cpu(),
-            sampled_positive=positive.cpu(),
-            sampled_negative=negative.cpu(),
-            box_best_iou=box_best_iou.cpu(),
-            uncovered=torch.where(box_best_iou < rpn.matcher.high_threshold)[0].cpu(),
-            fg_iou_thresh=rpn.matcher.high_threshold,
-            bg_iou_thresh=rpn.matcher.low_threshold,
-        )
-
-    def _proposal_trace(
-        self, settings: ProposalSettings, candidates: PreNmsCandidates, stages: ProposalStages
-    ) -> ProposalTrace:
-        levels = candidates.levels[0]
-        count = levels.shape[0]
-        valid = torch.zeros(count, dtype=torch.bool, device=levels.device)
-        valid[stages.valid] = True
-        kept = torch.zeros_like(valid)
-        kept[stages.nms_kept] = True
-        return ProposalTrace(
-            boxes=self._to_original(stages.boxes),
-            logits=candidates.logits[0].float().cpu(),
-            scores=stages.scores.float().cpu(),
-            levels=levels.cpu(),
-            anchors=candidates.anchor_indices[0].cpu(),
-            valid=valid.cpu(),
-            nms_kept=kept.cpu(),
-            suppressed_by=nms_suppressors(
-                stages.boxes, levels, stages.valid, stages.nms_kept, settings.nms_thresh
-            ).cpu(),
-            final=stages.final.cpu(),
-            pre_nms_top_n=settings.pre_nms_top_n,
-            post_nms_top_n=settings.post_nms_top_n,
-            nms_thresh=float(settings.nms_thresh),
-            score_thresh=float(settings.score_thresh),
-            min_size=float(settings.min_size),
-        )
-
-    def _roi_levels(self, proposals: torch.Tensor) -> RoiLevels:
-        heads = self.model.roi_heads
-        assignment = assign_levels(proposals, heads.k_min, heads.k_max)
-        return RoiLevels(
-            sqrt_area=assignment.sqrt_area.cpu(),
-            raw_level=assignment.raw_level.cpu(),
-            level=assignment.level.cpu(),
-            k_min=heads.k_min,
-            k_max=heads.k_max,
-            canonical_size=CANONICAL_SIZE,
-            canonical_level=CANONICAL_LEVEL,
-            level_names=self._level_names()[: self.model.pooled_levels],
-        )
-
-    def _roi_sampling(self, proposals: torch.Tensor) -> RoiSampling | None:
-        if self.target is None:
-            return None
-        heads = self.model.roi_heads
-        gt_boxes, gt_labels = self._resized_target()
-        boxes = torch.cat([proposals, gt_boxes.to(proposals.dtype)])
-        is_target = torch.zeros(boxes.shape[0], dtype=torch.bool)
-        is_target[proposals.shape[0]:] = True
-        matched, labels = proposal_labels(boxes, gt_boxes, gt_labels, heads.matcher)
-        if gt_boxes.shape[0]:
-            best_iou = box_iou(gt_boxes, boxes).max(dim=0).values
-        else:
-            best_iou = torch.zeros(boxes.shape[0], device=boxes.device)
-            matched = torch.full_like(matched, -1)
-        positive, negative = _seeded_sample(labels, heads.batch_size_per_image,
-                                            heads.positive_fraction)
-        return RoiSampling(
-            boxes=self._to_original(boxes),
-            is_target=is_target,
-            labels=labels.cpu(),
-            matched_box=matched.cpu(),
-            best_iou=best_iou.cpu(),
-            sampled=(positive | negative).cpu(),
-            fg_iou_thresh=heads.matcher.high_threshold,
-            bg_iou_thresh=heads.matcher.low_threshold,
-        )
-
-    def _box_head(
-        self, class_logits: torch.Tensor, box_deltas: torch.Tensor, proposals: torch.Tensor
-    ) -> BoxHeadOutput:
-        heads = self.model.roi_heads
-        num_classes = class_logits.shape[-1]
-        boxes = heads.box_coder.decode(box_deltas, proposals)  # (P, C, 4)
-        boxes = clip_boxes_to_image(boxes, self._cache["batch"].image_sizes[0])
-        return BoxHeadOutput(
-            class_probs=F.softmax(class_logits.float(), dim=-1).cpu(),
-            class_boxes=self._to_original(boxes.reshape(-1, num_classes, 4)),
-        )
-
-    def _postprocess_trace(self, settings: DetectionSettings) -> PostprocessTrace:
-        (boxes, scores, labels), = self._cache["detection_candidates"]
-        stages = self._cache["detection_stages"][0]
-        num_foreground = self.model.num_classes - 1
-        # Candidates are ordered by proposal, then class: candidate i is proposal i // (C - 1).
-        above = stages.above_score
-        position = torch.full((scores.shape[0],), -1, dtype=torch.int64, device=scores.device)
-        position[above] = torch.arange(above.numel(), device=scores.device)
-        large_enough = torch.zeros(above.numel(), dtype=torch.bool, device=scores.device)
-        large_enough[position[stages.large_enough]] = True
-        kept = torch.zeros_like(large_enough)
-        kept[position[stages.nms_kept]] = True
-        suppressed_by = nms_suppressors(
-            boxes, labels, stages.large_enough, stages.nms_kept, settings.nms_thresh
-        )[above]
-        suppressed_by = torch.where(suppressed_by >= 0, position[suppressed_by.clamp(min=0)],
-                                    suppressed_by)
-        return PostprocessTrace(
-            boxes=self._to_original(boxes[above]),
-            scores=scores[above].float().cpu(),
-            labels=labels[above].cpu(),
-            proposal=(above // num_foreground).cpu(),
-            large_enough=large_enough.cpu(),
-            nms_kept=kept.cpu(),
-            suppressed_by=suppressed_by.cpu(),
-            final=position[stages.final].cpu(),
-            score_thresh=float(settings.score_thresh),
-            nms_thresh=float(settings.nms_thresh),
-            detections_per_img=int(settings.detections_per_img),
-            min_size=float(settings.min_size),
-        )
+        self._head_logits = torch.cat([self._head_logits, head.class_logits])
+        self._head_deltas = torch.cat([self._head_deltas, head.box_deltas])
 
 
-def nms_suppressors(
-    boxes: torch.Tensor,
-    groups: torch.Tensor,
-    considered: torch.Tensor,
-    kept: torch.Tensor,
-    iou_thresh: float,
-) -> torch.Tensor:
-    """For greedy NMS within groups: which kept box suppressed each removed one.
-
-    ``boxes`` (K, 4) and ``groups`` (K,) (level or class) of all candidates; ``considered``
-    the indices NMS ran on; ``kept`` the survivors in decreasing score, as NMS returns them.
-    Returns (K,): for each considered candidate that NMS removed, the index of the first kept
-    candidate of its group overlapping it by IoU > ``iou_thresh`` (greedy NMS visits the kept
-    ones in that order, so that is the one that removed it); -1 for every other candidate.
-
-    Only boxes of one group suppress each other, so the IoUs are computed group by group: the
-    removed boxes of a group against the kept boxes of that group, a fraction of all removed
-    against all kept (about a fifth for the RPN's five levels, far less for per-class NMS).
-    """
-    suppressor = torch.full((boxes.shape[0],), -1, dtype=torch.int64, device=boxes.device)
-    is_kept = torch.zeros(boxes.shape[0], dtype=torch.bool, device=boxes.device)
-    is_kept[kept] = True
-    removed = considered[~is_kept[considered]]
-    if removed.numel() == 0 or kept.numel() == 0:
-        return suppressor
-    # Both sorted by group; stable, so that within a group the kept stay in NMS's order.
-    removed_groups, order = torch.sort(groups[removed], stable=True)
-    removed = removed[order]
-    kept_groups, order = torch.sort(groups[kept], stable=True)
-    kept = kept[order]
-    group_values, removed_counts = torch.unique_consecutive(removed_groups, return_counts=True)
-    kept_starts = torch.searchsorted(kept_groups, group_values).tolist()
-    kept_ends = torch.searchsorted(kept_groups, group_values, right=True).tolist()
-    for mine, kept_start, kept_end in zip(removed.split(removed_counts.tolist()), kept_starts,
-                                          kept_ends):
-        if kept_end == kept_start:
-            continue  # NMS kept none of this group: then it removed none either
-        rivals = kept[kept_start:kept_end]
-        rival_boxes = boxes[rivals]
-        for chunk in mine.split(max(1, _SUPPRESSOR_BLOCK // rivals.numel())):
-            overlaps = box_iou(boxes[chunk], rival_boxes) > iou_thresh  # (chunk, rivals)
-            first = overlaps.to(torch.uint8).argmax(dim=1)  # the first True, or 0 for none
-            found = overlaps.gather(1, first[:, None])[:, 0]
-            suppressor[chunk[found]] = rivals[first[found]]
-    return suppressor
-
-
-def _seeded_sample(
-    labels: torch.Tensor, batch_size: int, positive_fraction: float
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The sampler's pick with a fixed seed, leaving the global random state as it was."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(SAMPLER_SEED)
-        return sample_positives_negatives(labels, batch_size, positive_fraction)
+def _final_anchor_ids(rpn: RpnOutputs) -> torch.Tensor:
+    """(P,) the anchor each of image 0's proposals came from."""
+    return rpn.candidates.anchor_indices[0, rpn.stages[0].final]
 
 
 def _settings_dict(rpn: ProposalSettings, roi: DetectionSettings) -> dict[str, float]:

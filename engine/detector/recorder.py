@@ -1,28 +1,25 @@
-"""A side channel for the stages' intermediate results.
+"""A side channel for the stages' outputs, as Detectron2's ``EventStorage`` is for theirs.
 
 The detector's forward takes an optional :class:`StageRecorder`. When it is absent (plain
-inference and training) nothing is kept and nothing extra is computed; when present, each stage
-hands it the tensors it already has, by name, and :mod:`engine.detector.inspection` builds a
-Trace from them. Stages never compute anything only for the recorder.
+inference and training) nothing is kept; when present, it receives the forward's
+:class:`~engine.detector.model.DetectorOutputs`: every stage's typed outputs, the tensors the
+stages made anyway. :mod:`engine.detector.inspection` builds a Trace from them. Stages never
+compute anything only for the recorder.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .model import DetectorOutputs
 
 
 class StageRecorder:
-    """Collects named stage outputs: ``recorder.record(name=value, ...)``, read back as
-    ``recorder["name"]``. A name recorded twice keeps the last value."""
+    """Keeps the stage outputs of the last forward it was passed to: ``recorder.outputs``."""
 
     def __init__(self) -> None:
-        self.values: dict[str, Any] = {}
+        self.outputs: DetectorOutputs | None = None
 
-    def record(self, **values: Any) -> None:
-        self.values.update(values)
-
-    def __getitem__(self, name: str) -> Any:
-        return self.values[name]
-
-    def __contains__(self, name: str) -> bool:
-        return name in self.values
+    def record(self, outputs: DetectorOutputs) -> None:
+        self.outputs = outputs

@@ -5,94 +5,33 @@ Stages, each a function of its inputs:
 1. In training, :func:`proposal_labels` - ground-truth boxes are added to the proposals, each
    proposal is matched to a box (IoU >= 0.5 foreground with that box's class, below background
    0, never ignored by default), and a balanced mini-batch is sampled.
-2. :func:`assign_levels` - the FPN level each proposal is pooled from, by equation 1 of the FPN
-   paper: ``k = floor(k0 + log2(sqrt(w * h) / 224))`` clamped to the pooled levels.
-3. :func:`multiscale_roi_align` - 7x7 RoIAlign (sampling ratio 2) on that level.
-4. :class:`TwoMLPHead` and :class:`FastRCNNPredictor` - class logits (P, C) and per-class box
-   deltas (P, C * 4), coded with weights (10, 10, 5, 5).
-5. :func:`fast_rcnn_loss` in training; :func:`postprocess_detections` in evaluation: softmax,
-   decode, clip, score threshold, remove small boxes, per-class NMS, top-k.
+2. Pooling (:mod:`engine.detector.poolers`) - the FPN level each proposal is pooled from, by
+   equation 1 of the FPN paper, then 7x7 RoIAlign (sampling ratio 2) on that level.
+3. :class:`TwoMLPHead` and :class:`FastRCNNPredictor` - class logits (P, C) and per-class box
+   deltas (P, C * 4), coded with weights (10, 10, 5, 5): :class:`BoxHeadOutputs`.
+4. :func:`fast_rcnn_loss` in training; in evaluation :func:`class_candidates` (softmax, decode,
+   clip) and :func:`postprocess_stages` (score threshold, remove small boxes, per-class NMS,
+   top-k).
+
+:class:`RoIHeads` returns every stage's outputs as a :class:`RoiOutputs`.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.ops import batched_nms, box_area, box_iou, clip_boxes_to_image, remove_small_boxes
-from torchvision.ops import roi_align as torchvision_roi_align
+from torchvision.ops import batched_nms, box_iou, clip_boxes_to_image, remove_small_boxes
 
 from .box_coding import BoxCoder
 from .matching import BELOW_LOW_THRESHOLD, BETWEEN_THRESHOLDS, Matcher
-from .recorder import StageRecorder
+from .poolers import RoIPooler
 from .sampling import sample_positives_negatives
 
 BOX_HEAD_CODER = BoxCoder(weights=(10.0, 10.0, 5.0, 5.0))
-CANONICAL_SIZE = 224
-CANONICAL_LEVEL = 4
-LEVEL_EPS = 1e-6
-
-
-@dataclass
-class LevelAssignment:
-    """Per proposal (P,): ``sqrt_area`` = sqrt(w * h); ``raw_level`` = k0 + log2(sqrt_area / 224)
-    (+ a small epsilon against rounding); ``level`` = floor(raw_level) clamped to
-    [k_min, k_max]; ``index`` = level - k_min, the position in the list of pooled maps."""
-
-    sqrt_area: torch.Tensor
-    raw_level: torch.Tensor
-    level: torch.Tensor
-    index: torch.Tensor
-
-
-def assign_levels(boxes: torch.Tensor, k_min: int, k_max: int) -> LevelAssignment:
-    """FPN paper, equation 1, with k0 = 4 and canonical size 224, for boxes (P, 4)."""
-    sqrt_area = torch.sqrt(box_area(boxes))
-    raw_level = CANONICAL_LEVEL + torch.log2(sqrt_area / CANONICAL_SIZE) + torch.tensor(
-        LEVEL_EPS, dtype=sqrt_area.dtype
-    )
-    level = torch.clamp(torch.floor(raw_level), min=k_min, max=k_max).to(torch.int64)
-    return LevelAssignment(sqrt_area, raw_level, level, level - k_min)
-
-
-def multiscale_roi_align(
-    features: list[torch.Tensor],
-    strides: list[int],
-    proposals: list[torch.Tensor],
-    level_index: torch.Tensor,
-    output_size: int = 7,
-    sampling_ratio: int = 2,
-) -> torch.Tensor:
-    """Pool each proposal from its level.
-
-    ``features`` per pooled level (N, C, H_l, W_l) with ``strides``; ``proposals`` per image
-    (P_i, 4); ``level_index`` (P,) into ``features`` for the concatenated proposals.
-    Returns (P, C, output_size, output_size).
-    """
-    boxes = torch.cat(proposals, dim=0)
-    image_index = torch.cat(
-        [torch.full_like(b[:, :1], i) for i, b in enumerate(proposals)], dim=0
-    )
-    rois = torch.cat([image_index, boxes], dim=1)  # (P, 5): image index, x0, y0, x1, y1
-    first = features[0]
-    if len(features) == 1:
-        return torchvision_roi_align(
-            first, rois, (output_size, output_size), 1.0 / strides[0], sampling_ratio
-        )
-    pooled = torch.zeros(
-        (rois.shape[0], first.shape[1], output_size, output_size),
-        dtype=first.dtype,
-        device=first.device,
-    )
-    for index, (feature, stride) in enumerate(zip(features, strides)):
-        in_level = torch.where(level_index == index)[0]
-        pooled[in_level] = torchvision_roi_align(
-            feature, rois[in_level], (output_size, output_size), 1.0 / stride, sampling_ratio
-        ).to(pooled.dtype)
-    return pooled
 
 
 class TwoMLPHead(nn.Module):
@@ -270,6 +209,50 @@ def postprocess_detections(
     return {"boxes": boxes[keep], "labels": labels[keep], "scores": scores[keep]}
 
 
+class BoxHeadOutputs(NamedTuple):
+    """The box head on P proposals (all images' concatenated): ``class_logits`` (P, C), the
+    background first; ``box_deltas`` (P, C * 4), per class, coded relative to the proposal."""
+
+    class_logits: torch.Tensor
+    box_deltas: torch.Tensor
+
+
+@dataclass
+class DetectionCandidates:
+    """One image's candidate detections, one per proposal and foreground class, ordered by
+    proposal, then class: candidate k is proposal k // (C - 1) with class k % (C - 1) + 1.
+
+    ``boxes`` (K, 4) decoded and clipped, in resized-image pixels; ``scores`` (K,) softmax
+    probabilities; ``labels`` (K,) class ids 1..C-1.
+    """
+
+    boxes: torch.Tensor
+    scores: torch.Tensor
+    labels: torch.Tensor
+
+
+@dataclass
+class RoiOutputs:
+    """The second stage on N images.
+
+    ``proposals`` per image (P_i, 4) the boxes the box head ran on (in training the sampled
+    ones, ground-truth boxes among them); ``head`` its outputs for them, concatenated.
+    In evaluation, per image: ``candidates``, ``stages`` (index tensors into the candidates)
+    and ``detections`` ``{"boxes": (D, 4) in resized-image pixels, "labels": (D,), "scores":
+    (D,)}``, made with ``settings``. In training: ``sampled`` per image and ``losses``
+    (``loss_classifier``, ``loss_box_reg``).
+    """
+
+    proposals: list[torch.Tensor]
+    head: BoxHeadOutputs
+    settings: DetectionSettings | None = None
+    candidates: list[DetectionCandidates] = field(default_factory=list)
+    stages: list[DetectionStages] = field(default_factory=list)
+    detections: list[dict[str, torch.Tensor]] = field(default_factory=list)
+    sampled: list[ProposalTargets] = field(default_factory=list)
+    losses: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
 class RoIHeads(nn.Module):
     """Coordinates the second stage; see the module docstring."""
 
@@ -291,64 +274,47 @@ class RoIHeads(nn.Module):
         super().__init__()
         self.box_head = box_head
         self.box_predictor = box_predictor
-        # The pooled maps' levels: P_k has stride 2^k.
-        self.k_min, self.k_max = pooled_level_range(strides)
-        self.strides = strides
+        # ``strides`` of the pooled maps: P_k has stride 2^k.
+        self.pooler = RoIPooler(strides, output_size=output_size, sampling_ratio=sampling_ratio)
         self.matcher = Matcher(fg_iou_thresh, bg_iou_thresh, allow_low_quality_matches=False)
         self.batch_size_per_image = batch_size_per_image
         self.positive_fraction = positive_fraction
         self.detection_settings = detection_settings
         self.box_coder = box_coder
-        self.output_size = output_size
-        self.sampling_ratio = sampling_ratio
-
-    def pool(self, features: list[torch.Tensor], proposals: list[torch.Tensor]) -> torch.Tensor:
-        """Each proposal's RoIAlign grid from its FPN level: (P, C, 7, 7)."""
-        levels = assign_levels(torch.cat(proposals), self.k_min, self.k_max)
-        return multiscale_roi_align(
-            features, self.strides, proposals, levels.index, self.output_size, self.sampling_ratio
-        )
-
-    def box_features(
-        self, features: list[torch.Tensor], proposals: list[torch.Tensor]
-    ) -> torch.Tensor:
-        """Pooled and embedded features of every proposal: (P, representation_size)."""
-        return self.box_head(self.pool(features, proposals))
 
     def predict(
         self, features: list[torch.Tensor], proposals: list[torch.Tensor]
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Class logits (P, C) and box deltas (P, C * 4) of the concatenated proposals."""
-        return self.box_predictor(self.box_features(features, proposals))
+    ) -> BoxHeadOutputs:
+        """Pool each proposal from its level (``features`` the pooled levels, (N, C, H_l, W_l)
+        each), then the box head: class logits (P, C) and box deltas (P, C * 4) of the
+        concatenated proposals."""
+        return BoxHeadOutputs(*self.box_predictor(self.box_head(self.pooler(features, proposals))))
 
     def detect(
         self,
-        class_logits: torch.Tensor,
-        box_deltas: torch.Tensor,
+        head: BoxHeadOutputs,
         proposals: list[torch.Tensor],
         image_sizes: list[tuple[int, int]],
         settings: DetectionSettings,
-        recorder: StageRecorder | None = None,
-    ) -> list[dict[str, torch.Tensor]]:
-        """The box head's outputs -> detections per image, in resized-image coordinates."""
+    ) -> RoiOutputs:
+        """The box head's outputs -> per image the candidates, the postprocessing stages and
+        the detections, in resized-image coordinates."""
         counts = [p.shape[0] for p in proposals]
-        detections, candidates, stages = [], [], []
+        outputs = RoiOutputs(proposals, head, settings)
         for logits, deltas, props, size in zip(
-            class_logits.split(counts), box_deltas.split(counts), proposals, image_sizes
+            head.class_logits.split(counts), head.box_deltas.split(counts), proposals, image_sizes
         ):
-            boxes, scores, labels = class_candidates(logits, deltas, props, size, self.box_coder)
-            kept = postprocess_stages(boxes, scores, labels, settings)
-            keep = kept.final
-            detections.append({"boxes": boxes[keep], "labels": labels[keep],
-                               "scores": scores[keep]})
-            candidates.append((boxes, scores, labels))
-            stages.append(kept)
-        if recorder is not None:
-            recorder.record(
-                class_logits=class_logits, box_deltas=box_deltas,
-                detection_candidates=candidates, detection_stages=stages,
-            )
-        return detections
+            candidates = DetectionCandidates(
+                *class_candidates(logits, deltas, props, size, self.box_coder))
+            stages = postprocess_stages(
+                candidates.boxes, candidates.scores, candidates.labels, settings)
+            keep = stages.final
+            outputs.candidates.append(candidates)
+            outputs.stages.append(stages)
+            outputs.detections.append({"boxes": candidates.boxes[keep],
+                                       "labels": candidates.labels[keep],
+                                       "scores": candidates.scores[keep]})
+        return outputs
 
     def forward(
         self,
@@ -356,36 +322,35 @@ class RoIHeads(nn.Module):
         proposals: list[torch.Tensor],
         image_sizes: list[tuple[int, int]],
         targets: list[dict[str, torch.Tensor]] | None = None,
-        recorder: StageRecorder | None = None,
-    ) -> tuple[list[dict[str, torch.Tensor]], dict[str, torch.Tensor]]:
-        """``features``: the pooled levels, (N, C, H_l, W_l) each. Returns detections per image
-        in resized-image coordinates (evaluation) or the losses ``loss_classifier`` and
-        ``loss_box_reg`` (training, with ``targets``). ``recorder``, when given, receives the
-        box head's outputs, the candidates and every postprocessing stage."""
-        if targets is not None:
-            sampled = [
-                select_training_proposals(
-                    p, t["boxes"], t["labels"], self.matcher,
-                    self.batch_size_per_image, self.positive_fraction, self.box_coder,
-                )
-                for p, t in zip(proposals, targets)
-            ]
-            class_logits, box_deltas = self.predict(features, [s.proposals for s in sampled])
-            loss_classifier, loss_box_reg = fast_rcnn_loss(
-                class_logits,
-                box_deltas,
-                torch.cat([s.labels for s in sampled]),
-                torch.cat([s.regression_targets for s in sampled]),
+        *,
+        settings: DetectionSettings | None = None,
+        head: BoxHeadOutputs | None = None,
+    ) -> RoiOutputs:
+        """``features``: the pooled levels, (N, C, H_l, W_l) each; ``proposals`` per image in
+        resized-image coordinates. Evaluation: the detections per image, postprocessed with
+        ``settings`` (default: the model's); ``head``, when given, is the box head's output for
+        these proposals from an earlier call (an inspection's rerun), so the head does not run.
+        Training (with ``targets``): the losses, on a sample of proposals and ground truth."""
+        if targets is None:
+            if head is None:
+                head = self.predict(features, proposals)
+            settings = settings if settings is not None else self.detection_settings
+            return self.detect(head, proposals, image_sizes, settings)
+        sampled = [
+            select_training_proposals(
+                p, t["boxes"], t["labels"], self.matcher,
+                self.batch_size_per_image, self.positive_fraction, self.box_coder,
             )
-            return [], {"loss_classifier": loss_classifier, "loss_box_reg": loss_box_reg}
-
-        class_logits, box_deltas = self.predict(features, proposals)
-        detections = self.detect(
-            class_logits, box_deltas, proposals, image_sizes, self.detection_settings, recorder
+            for p, t in zip(proposals, targets)
+        ]
+        sampled_proposals = [s.proposals for s in sampled]
+        head = self.predict(features, sampled_proposals)
+        loss_classifier, loss_box_reg = fast_rcnn_loss(
+            head.class_logits,
+            head.box_deltas,
+            torch.cat([s.labels for s in sampled]),
+            torch.cat([s.regression_targets for s in sampled]),
         )
-        return detections, {}
-
-
-def pooled_level_range(strides: list[int]) -> tuple[int, int]:
-    """(k_min, k_max) for feature maps with the given power-of-two strides."""
-    return int(math.log2(strides[0])), int(math.log2(strides[-1]))
+        return RoiOutputs(sampled_proposals, head, sampled=sampled,
+                          losses={"loss_classifier": loss_classifier,
+                                  "loss_box_reg": loss_box_reg})

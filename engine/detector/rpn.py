@@ -12,11 +12,14 @@ Stages, each a function of its inputs:
    level; keep the post-NMS top-k of the image.
 5. In training, :func:`anchor_labels` (1 positive, 0 negative, -1 ignored, by IoU with the
    ground truth), balanced sampling and :func:`rpn_loss`.
+
+:class:`RegionProposalNetwork` returns every stage's outputs as an :class:`RpnOutputs`: the
+head's (:class:`RpnHeadOutputs`, steps 1 to 3), the candidates and the filtering stages.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -25,7 +28,6 @@ from torchvision.ops import batched_nms, box_iou, clip_boxes_to_image, remove_sm
 
 from .box_coding import BoxCoder
 from .matching import Matcher, match_labels
-from .recorder import StageRecorder
 from .sampling import sample_positives_negatives
 
 RPN_BOX_CODER = BoxCoder(weights=(1.0, 1.0, 1.0, 1.0))
@@ -235,6 +237,47 @@ def rpn_loss(
     return objectness_loss, box_loss
 
 
+@dataclass
+class RpnHeadOutputs:
+    """The RPN head on N images with R anchors over all levels, in the anchors' order (level,
+    row, column, cell anchor; see :func:`engine.detector.anchors.grid_anchors`).
+
+    ``objectness_maps`` per level (N, A, H_l, W_l) logits as the head gives them;
+    ``objectness`` (N, R) the same logits flattened; ``deltas`` (N, R, 4) the box deltas;
+    ``decoded`` (N, R, 4) the anchors moved by their deltas, in resized-image pixels, not yet
+    clipped (from detached deltas: no gradient flows through the proposals);
+    ``num_anchors_per_level`` [R_l], summing to R.
+    """
+
+    objectness_maps: list[torch.Tensor]
+    objectness: torch.Tensor
+    deltas: torch.Tensor
+    decoded: torch.Tensor
+    num_anchors_per_level: list[int]
+
+
+@dataclass
+class RpnOutputs:
+    """The RPN on N images.
+
+    ``head`` the head's outputs; ``settings`` the proposal settings used; ``candidates`` the
+    pre-NMS top-k of each level (N rows); ``stages`` per image the filtering stages that end in
+    its proposals; ``losses`` ``loss_objectness`` and ``loss_rpn_box_reg`` (training, else
+    empty).
+    """
+
+    head: RpnHeadOutputs
+    settings: ProposalSettings
+    candidates: PreNmsCandidates
+    stages: list[ProposalStages]
+    losses: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    @property
+    def proposals(self) -> list[torch.Tensor]:
+        """Per image (P_i, 4) the proposals in resized-image pixels, by decreasing score."""
+        return [stages.proposals for stages in self.stages]
+
+
 class RegionProposalNetwork(nn.Module):
     """Coordinates the RPN stages; see the module docstring."""
 
@@ -261,18 +304,26 @@ class RegionProposalNetwork(nn.Module):
     def settings(self) -> ProposalSettings:
         return self.train_settings if self.training else self.test_settings
 
+    def predict(self, features: list[torch.Tensor], anchors: list[torch.Tensor]) -> RpnHeadOutputs:
+        """The head on ``features`` (per level (N, C, H_l, W_l)), flattened, and its deltas
+        applied to ``anchors`` (per level (H_l W_l A_l, 4))."""
+        objectness_maps, delta_maps = self.head(features)
+        num_anchors_per_level = [o[0].numel() for o in objectness_maps]
+        objectness, deltas = flatten_levels(objectness_maps, delta_maps)
+        num_images, num_anchors = objectness.shape
+        decoded = RPN_BOX_CODER.decode(
+            deltas.detach().reshape(-1, 4), torch.cat(anchors, dim=0).repeat(num_images, 1)
+        ).view(num_images, num_anchors, 4)
+        return RpnHeadOutputs(objectness_maps, objectness, deltas, decoded, num_anchors_per_level)
+
     @staticmethod
     def propose(
-        decoded: torch.Tensor,
-        objectness: torch.Tensor,
-        num_anchors_per_level: list[int],
-        image_sizes: list[tuple[int, int]],
-        settings: ProposalSettings,
+        head: RpnHeadOutputs, image_sizes: list[tuple[int, int]], settings: ProposalSettings
     ) -> tuple[PreNmsCandidates, list[ProposalStages]]:
-        """Decoded anchors (N, R, 4) and their logits (N, R) -> the pre-NMS top-k per level
-        and, per image, the filtering stages that end in its proposals."""
-        candidates = select_pre_nms(decoded, objectness, num_anchors_per_level,
-                                    settings.pre_nms_top_n)
+        """The head's decoded anchors and logits -> the pre-NMS top-k per level and, per image
+        ((h, w) in ``image_sizes``), the filtering stages that end in its proposals."""
+        candidates = select_pre_nms(head.decoded, head.objectness.detach(),
+                                    head.num_anchors_per_level, settings.pre_nms_top_n)
         scores = torch.sigmoid(candidates.logits)
         stages = [
             filter_image_proposals(boxes, s, lvl, size, settings)
@@ -280,55 +331,55 @@ class RegionProposalNetwork(nn.Module):
         ]
         return candidates, stages
 
+    def losses(
+        self, head: RpnHeadOutputs, anchors: list[torch.Tensor], gt_boxes: list[torch.Tensor]
+    ) -> dict[str, torch.Tensor]:
+        """``loss_objectness`` and ``loss_rpn_box_reg`` of the head's outputs against each
+        image's boxes (M_i, 4), on a balanced random sample of its anchors."""
+        all_anchors = torch.cat(anchors, dim=0)
+        labels, matched = zip(*(anchor_labels(all_anchors, g, self.matcher) for g in gt_boxes))
+        targets = [RPN_BOX_CODER.encode(m, all_anchors) for m in matched]
+        sampled = [
+            sample_positives_negatives(lbl, self.batch_size_per_image, self.positive_fraction)
+            for lbl in labels
+        ]
+        loss_objectness, loss_box = rpn_loss(
+            head.objectness.flatten(),
+            head.deltas.reshape(-1, 4),
+            torch.cat(labels),
+            torch.cat(targets),
+            torch.cat([pos for pos, _ in sampled]),
+            torch.cat([neg for _, neg in sampled]),
+        )
+        return {"loss_objectness": loss_objectness, "loss_rpn_box_reg": loss_box}
+
     def forward(
         self,
         features: list[torch.Tensor],
         anchors: list[torch.Tensor],
         image_sizes: list[tuple[int, int]],
         gt_boxes: list[torch.Tensor] | None = None,
-        recorder: StageRecorder | None = None,
-    ) -> tuple[list[torch.Tensor], dict[str, torch.Tensor]]:
-        """Proposals per image ((P_i, 4) in resized-image coordinates) and, with ``gt_boxes``
-        (training), the losses ``loss_objectness`` and ``loss_rpn_box_reg``.
+        *,
+        settings: ProposalSettings | None = None,
+        reuse: RpnOutputs | None = None,
+    ) -> RpnOutputs:
+        """Proposals per image and, with ``gt_boxes`` (training), the losses.
 
-        ``features``: per level (N, C, H_l, W_l); ``anchors``: per level (H_l W_l A_l, 4).
-        ``recorder``, when given, receives the head outputs and every filtering stage.
+        ``features``: per level (N, C, H_l, W_l); ``anchors``: per level (H_l W_l A_l, 4);
+        ``settings``: the proposal settings (default: the training or evaluation ones, by mode).
+        ``reuse``: this network's outputs on the same features from an earlier call (an
+        inspection's rerun): its head does not run again, and with the same settings nothing
+        does.
         """
-        objectness_maps, delta_maps = self.head(features)
-        num_anchors_per_level = [o[0].numel() for o in objectness_maps]
-        objectness, deltas = flatten_levels(objectness_maps, delta_maps)
-        all_anchors = torch.cat(anchors, dim=0)
-        num_images, num_anchors = objectness.shape
-
-        decoded = RPN_BOX_CODER.decode(
-            deltas.detach().reshape(-1, 4), all_anchors.repeat(num_images, 1)
-        ).view(num_images, num_anchors, 4)
-        candidates, stages = self.propose(
-            decoded, objectness.detach(), num_anchors_per_level, image_sizes, self.settings
-        )
-        proposals = [s.proposals for s in stages]
-        if recorder is not None:
-            recorder.record(
-                objectness_maps=objectness_maps, num_anchors_per_level=num_anchors_per_level,
-                objectness=objectness, decoded=decoded, candidates=candidates,
-                proposal_stages=stages,
-            )
-
-        losses: dict[str, torch.Tensor] = {}
-        if gt_boxes is not None:
-            labels, matched = zip(*(anchor_labels(all_anchors, g, self.matcher) for g in gt_boxes))
-            targets = [RPN_BOX_CODER.encode(m, all_anchors) for m in matched]
-            sampled = [
-                sample_positives_negatives(lbl, self.batch_size_per_image, self.positive_fraction)
-                for lbl in labels
-            ]
-            loss_objectness, loss_box = rpn_loss(
-                objectness.flatten(),
-                deltas.reshape(-1, 4),
-                torch.cat(labels),
-                torch.cat(targets),
-                torch.cat([pos for pos, _ in sampled]),
-                torch.cat([neg for _, neg in sampled]),
-            )
-            losses = {"loss_objectness": loss_objectness, "loss_rpn_box_reg": loss_box}
-        return proposals, losses
+        settings = settings if settings is not None else self.settings
+        if reuse is not None:
+            if gt_boxes is not None:
+                raise ValueError("reusing earlier outputs is for evaluation, without ground truth")
+            if reuse.settings == settings:
+                return reuse
+            head = reuse.head
+        else:
+            head = self.predict(features, anchors)
+        candidates, stages = self.propose(head, image_sizes, settings)
+        losses = self.losses(head, anchors, gt_boxes) if gt_boxes is not None else {}
+        return RpnOutputs(head, settings, candidates, stages, losses)

@@ -137,9 +137,12 @@ class Transform(torch.nn.Module):
     def to_original_sizes(
         detections: list[dict[str, torch.Tensor]], batch: ImageBatch
     ) -> list[dict[str, torch.Tensor]]:
-        """Map each image's detection boxes from the resized image back to the original
-        (clipped to it: scaling up can overshoot the border by float rounding)."""
-        for det, resized, original in zip(detections, batch.image_sizes, batch.original_sizes):
-            boxes = resize_boxes(det["boxes"], resized, original)
-            det["boxes"] = clip_boxes_to_image(boxes, original)
-        return detections
+        """Each image's detections with their boxes mapped from the resized image back to the
+        original (clipped to it: scaling up can overshoot the border by float rounding). New
+        dicts: the given ones keep their resized-image boxes."""
+        return [
+            {**det, "boxes": clip_boxes_to_image(resize_boxes(det["boxes"], resized, original),
+                                                 original)}
+            for det, resized, original in zip(detections, batch.image_sizes,
+                                              batch.original_sizes)
+        ]

@@ -37,7 +37,7 @@ from torch import Tensor, nn
 from torchvision.ops import batched_nms, box_area, nms, roi_align
 
 from ..detector.model import FasterRCNN
-from ..detector.roi_heads import CANONICAL_LEVEL, CANONICAL_SIZE, LEVEL_EPS
+from ..detector.poolers import CANONICAL_LEVEL, CANONICAL_SIZE, LEVEL_EPS
 from ..detector.rpn import RPN_BOX_CODER
 
 
@@ -126,15 +126,16 @@ class DeployDetector(nn.Module):
         heads = model.roi_heads
         self.box_weights = tuple(float(w) for w in heads.box_coder.weights)
         self.box_clamp = float(heads.box_coder.clamp)
+        pooler = heads.pooler
         self.pooled_levels = int(model.pooled_levels)
-        self.pooled_strides = [int(s) for s in heads.strides]
-        self.k_min = int(heads.k_min)
-        self.k_max = int(heads.k_max)
+        self.pooled_strides = [int(s) for s in pooler.strides]
+        self.k_min = int(pooler.k_min)
+        self.k_max = int(pooler.k_max)
         self.canonical_level = float(CANONICAL_LEVEL)
         self.canonical_size = float(CANONICAL_SIZE)
         self.level_eps = float(LEVEL_EPS)
-        self.output_size = int(heads.output_size)
-        self.sampling_ratio = int(heads.sampling_ratio)
+        self.output_size = int(pooler.output_size)
+        self.sampling_ratio = int(pooler.sampling_ratio)
         settings = heads.detection_settings
         self.score_thresh = float(settings.score_thresh)
         self.nms_thresh = float(settings.nms_thresh)
@@ -252,7 +253,7 @@ class DeployDetector(nn.Module):
         return boxes[kept], labels[kept], scores[kept]
 
     def _pool(self, features: list[Tensor], proposals: Tensor) -> Tensor:
-        """roi_heads.assign_levels and multiscale_roi_align for one image: (P, C, 7, 7)."""
+        """poolers.assign_levels and multiscale_roi_align for one image: (P, C, 7, 7)."""
         rois = torch.cat((torch.zeros_like(proposals[:, :1]), proposals), dim=1)
         size = (self.output_size, self.output_size)
         if len(features) == 1:

@@ -1,7 +1,8 @@
 """Training data: project records -> (image, target) pairs, batches grouped by aspect ratio.
 
 Detector class ids are the project's categories in id order, numbered 1..K (0 is the
-background); :func:`classes_for` makes that mapping once and it is saved with every checkpoint.
+background): :func:`~engine.detector.class_map.classes_for` makes them once and every checkpoint
+saves them; :mod:`engine.detector.class_map` holds the rule between classes and categories.
 Every random choice here (the order of images, which ones are flipped) is a function of the
 seed and the epoch, so a run resumed at an epoch or a step sees exactly the batches an
 uninterrupted run would have seen.
@@ -20,15 +21,9 @@ from dataclasses import dataclass
 import torch
 
 from ..data.images import ImageLoadError, image_to_tensor, load_image
-from ..data.project import CategoryRow, TrainingRecord
-from ..detector.checkpoint import ClassInfo
-
-
-def classes_for(categories: Sequence[CategoryRow]) -> list[ClassInfo]:
-    """Detector classes 1..K for project categories, ordered by category id."""
-    ordered = sorted(categories, key=lambda c: c.id)
-    return [ClassInfo(class_id=i, name=c.name, category_id=c.id, color=c.color)
-            for i, c in enumerate(ordered, start=1)]
+from ..data.project import TrainingRecord
+from ..detector.class_map import ClassInfo, class_ids_by_category
+from ..detector.class_map import classes_for as classes_for  # what training numbers 1..K
 
 
 @dataclass
@@ -75,7 +70,7 @@ class DetectionDataset(torch.utils.data.Dataset):
     ) -> None:
         self.records = list(records)
         self.classes = list(classes)
-        self.class_of = {c.category_id: c.class_id for c in classes}
+        self.class_of = class_ids_by_category(classes)
         self.flip_probability = flip_probability
         self.seed = seed
         self.epoch = 0

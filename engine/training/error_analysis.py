@@ -270,21 +270,24 @@ def analyse_checkpoint(
     """
     from ..data.project import Project
     from ..detector.checkpoint import load_detector
+    from ..detector.class_map import map_classes
     from .data import DetectionDataset
 
     detector = load_detector(checkpoint, options.get("device", "cpu"))
     with Project.open(project_folder) as project:
         records = project.dataset(split)
-        names = {c.id: c.name for c in project.categories()}
+        categories = project.categories()
     if not records:
         raise ValueError(f"the {split} split has no labeled images (status done) to evaluate on")
-    known = {c.category_id for c in detector.classes}
-    unknown = sorted({c for r in records for c in r.category_ids} - known)
+    class_map = map_classes(detector.classes, categories)
+    names = {c.id: c.name for c in categories}
+    unknown = class_map.unknown_categories(c for r in records for c in r.category_ids)
     if unknown:
         raise ValueError(
             f"{Path(checkpoint).name} was not trained on "
             f"{', '.join(names.get(c, str(c)) for c in unknown)}; train a new model to "
             "evaluate on them")
-    dataset = DetectionDataset(records, detector.classes)
-    return analyse_errors(detector.model, dataset, detector.classes, **options)
+    classes = class_map.project_classes()
+    dataset = DetectionDataset(records, classes)
+    return analyse_errors(detector.model, dataset, classes, **options)
 

@@ -259,9 +259,9 @@ def test_the_train_and_inspect_tabs_follow_the_project_and_the_image(qtbot, wind
     window.tabs.setCurrentWidget(window.inspector)
     # Labeling keys do nothing behind another tab.
     assert not window.labeling.actions["next"].isEnabled()
-    assert window.inspector._image_path == row.file
-    assert window.inspector._boxes == [(b.x0, b.y0, b.x1, b.y1)
-                                       for b in window.labeling.editor.boxes]
+    assert window.inspector.session.image_path == row.file
+    assert window.inspector.session.boxes == [(b.x0, b.y0, b.x1, b.y1)
+                                              for b in window.labeling.editor.boxes]
     window.tabs.setCurrentWidget(window.labeling)
     assert window.labeling.actions["next"].isEnabled()
 

@@ -7,10 +7,11 @@ import pytest
 import torch
 
 from engine import build_model
-from engine.assist import Predictor, map_classes
+from engine.assist import Predictor
 from engine.data.images import load_image_tensor
 from engine.data.project import CategoryRow
 from engine.detector.checkpoint import ClassInfo, save_detector
+from engine.detector.class_map import map_classes
 
 from ..conftest import TEST_DATA
 

@@ -11,8 +11,8 @@ from torchvision.ops import batched_nms, box_iou
 
 from engine import build_model
 from engine.detector import Inspection, inspect, load_trace, save_trace
-from engine.detector.inspection import nms_suppressors
 from engine.detector.recorder import StageRecorder
+from engine.detector.tracing import nms_suppressors
 
 SMALL = {"min_size": 224, "max_size": 320}
 TARGET = {
@@ -279,7 +279,7 @@ def test_nms_suppressors_equal_the_all_pairs_reference(seed, monkeypatch):
     scores = torch.rand(count, generator=generator)
     considered = torch.where(torch.rand(count, generator=generator) < 0.9)[0]
     # Small blocks, so that groups are split into several chunks too.
-    monkeypatch.setattr("engine.detector.inspection._SUPPRESSOR_BLOCK", 5000)
+    monkeypatch.setattr("engine.detector.tracing._SUPPRESSOR_BLOCK", 5000)
     for thresh in (0.3, 0.5, 0.7):
         kept = considered[batched_nms(boxes[considered], scores[considered],
                                       groups[considered], thresh)]
@@ -366,7 +366,7 @@ def test_box_head_reruns_pool_in_parallel_with_the_same_numbers(model, image):
     assert proposals.shape[0] >= 100  # enough to be split between threads
     with torch.inference_mode():
         parallel = inspection._predict(proposals)
-        features = inspection._cache["features"][: model.pooled_levels]
+        features = inspection.outputs.features.maps[: model.pooled_levels]
         serial = model.roi_heads.predict(features, [proposals])
     assert torch.equal(parallel[0], serial[0]) and torch.equal(parallel[1], serial[1])
 

@@ -6,7 +6,7 @@ import torch
 from torch.testing import assert_close
 from torchvision.ops import roi_align
 
-from engine.detector.roi_heads import assign_levels, multiscale_roi_align, pooled_level_range
+from engine.detector.poolers import assign_levels, multiscale_roi_align, pooled_level_range
 
 
 def _squares(*sides: float) -> torch.Tensor:

@@ -11,6 +11,7 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QImage
 
+import app.inspector.session as session_module
 import app.inspector.view as view_module
 from app.inspector.stages import STAGE_KEYS, STAGES, StageContext, ViewOptions, select_at
 from app.inspector.view import InspectorView
@@ -113,14 +114,14 @@ def test_slider_moves_during_a_rerun_run_only_the_latest(qtbot, view, inspector_
                                                          demo_sample, monkeypatch):
     _inspect(qtbot, view, inspector_checkpoint, demo_sample)
     release, runs = threading.Event(), []
-    real = view_module._rerun_job
+    real = session_module._rerun_job
 
     def slow_rerun(inspection, overrides):
         runs.append(overrides["box_nms_thresh"])
         release.wait(30)
         return real(inspection, overrides)
 
-    monkeypatch.setattr(view_module, "_rerun_job", slow_rerun)
+    monkeypatch.setattr(session_module, "_rerun_job", slow_rerun)
     slider = view.controls.sliders["box_nms_thresh"]
     for value in (40, 35, 30, 25):
         slider.setValue(value)
@@ -136,14 +137,14 @@ def test_slider_moves_during_a_rerun_run_only_the_latest(qtbot, view, inspector_
 def test_the_first_run_happens_off_the_gui_thread_with_the_controls_disabled(
         qtbot, view, inspector_checkpoint, demo_sample, monkeypatch):
     release, threads = threading.Event(), []
-    real = view_module._first_run_job
+    real = session_module._first_run_job
 
     def held_run(*args, task):
         threads.append(threading.current_thread())
         release.wait(30)
         return real(*args, task=task)
 
-    monkeypatch.setattr(view_module, "_first_run_job", held_run)
+    monkeypatch.setattr(session_module, "_first_run_job", held_run)
     path, boxes, ids = demo_sample
     view.show()
     view.set_image(path, boxes, ids)
@@ -165,8 +166,8 @@ def test_the_first_run_happens_off_the_gui_thread_with_the_controls_disabled(
 def test_a_hidden_view_runs_nothing_until_shown(qtbot, view, inspector_checkpoint, demo_sample,
                                                 monkeypatch):
     runs = []
-    real = view_module._first_run_job
-    monkeypatch.setattr(view_module, "_first_run_job",
+    real = session_module._first_run_job
+    monkeypatch.setattr(session_module, "_first_run_job",
                         lambda *args, task: runs.append(1) or real(*args, task=task))
     path, boxes, ids = demo_sample
     view.set_image(path, boxes, ids)
@@ -221,10 +222,10 @@ def test_a_rewritten_checkpoint_is_reloaded_and_the_same_image_is_not_rerun(
     checkpoint.write_bytes(inspector_checkpoint.read_bytes())
     _inspect(qtbot, view, checkpoint, demo_sample)
     loads, runs = [], []
-    real_load, real_run = view_module._load_checkpoint_job, view_module._first_run_job
-    monkeypatch.setattr(view_module, "_load_checkpoint_job",
+    real_load, real_run = session_module._load_checkpoint_job, session_module._first_run_job
+    monkeypatch.setattr(session_module, "_load_checkpoint_job",
                         lambda path: loads.append(path) or real_load(path))
-    monkeypatch.setattr(view_module, "_first_run_job",
+    monkeypatch.setattr(session_module, "_first_run_job",
                         lambda *args, task: runs.append(1) or real_run(*args, task=task))
     first = view.trace
     view.set_image(*demo_sample)  # the window refreshing the same image: nothing to do
