@@ -432,6 +432,7 @@ def _connect_read_only(path: Path) -> sqlite3.Connection:
     ``immutable``, a snapshot of the file as it is.
     """
     uri = path.as_uri()
+    _roll_back_hot_journal(path)
     try:
         connection = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S,
                                      isolation_level=None)
@@ -440,7 +441,38 @@ def _connect_read_only(path: Path) -> sqlite3.Connection:
     except sqlite3.OperationalError:
         if os.access(path.parent, os.W_OK):
             raise
+        if _hot_journal(path).exists():
+            raise ProjectError(
+                f"{path}: left in the middle of a change by a process that was stopped, and "
+                f"this user may not write it to undo that change; open it once as a user who "
+                f"can write the folder (or copy the folder) and it will be as it was before "
+                f"that change") from None
         return sqlite3.connect(f"{uri}?immutable=1", uri=True, isolation_level=None)
+
+
+def _hot_journal(path: Path) -> Path:
+    """The rollback journal SQLite keeps beside ``path`` while a change is written."""
+    return path.with_name(path.name + "-journal")
+
+
+def _roll_back_hot_journal(path: Path) -> None:
+    """Undo a change that a killed process left half-written, if there is one.
+
+    A process killed inside a transaction leaves ``project.sqlite-journal`` (a "hot journal")
+    that the next connection must play back before anyone reads; a ``mode=ro`` connection may
+    not, and fails with "attempt to write a readonly database". A read-write connection that
+    reads the schema plays it back (under SQLite's own exclusive lock, so a transaction of a
+    live process is never touched: its journal is not hot). This is what any SQLite program
+    does at open; the file is left at its last committed state.
+    """
+    journal = _hot_journal(path)
+    if not journal.exists() or journal.stat().st_size == 0 or not _writable(path):
+        return
+    connection = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+    try:
+        connection.execute("PRAGMA schema_version").fetchone()
+    finally:
+        connection.close()
 
 
 def _use_rollback_journal(connection: sqlite3.Connection) -> None:

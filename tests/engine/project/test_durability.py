@@ -16,6 +16,7 @@ import time
 
 import pytest
 
+from engine.data.annotations import BoxRecord
 from engine.data.project import Project
 
 from ...conftest import REPO
@@ -26,6 +27,7 @@ from ...conftest import REPO
 # likely that the kill lands inside a transaction rather than between two.
 CHILD = """
 import sys
+from engine.data.annotations import BoxRecord
 from engine.data.annotations import BoxRecord
 from engine.data.project import Project
 
@@ -97,3 +99,45 @@ def test_kill_9_while_writing_leaves_the_last_committed_state(tmp_path):
         assert [box.x0 for box in project.boxes(counter.id)] == [float(last)]
         assert db.execute("SELECT count(*) FROM boxes").fetchone()[0] == 1 + sum(
             _boxes_expected(k) for k in range(1, last + 1))
+
+
+# Dies inside a transaction on purpose: the rows are in the page cache and the journal, the
+# commit never comes. What it leaves is a "hot journal" beside the database.
+DIES_MID_CHANGE = """
+import os, signal, sys
+from engine.data.annotations import BoxRecord
+from engine.data.annotations import BoxRecord
+from engine.data.project import Project
+
+project = Project.open(sys.argv[1])
+category = project.categories()[0].id
+image = project.images()[0].id
+project.connection.execute("PRAGMA cache_size = 1")  # spill pages to the file before COMMIT
+with project.transaction():
+    for step in range(200):
+        project.add_boxes(image, [BoxRecord(1, 1, 2, 2, category)] * 20)
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL (POSIX)")
+@pytest.mark.parametrize("read_only", [False, True])
+def test_a_change_left_half_written_is_undone_at_the_next_open(tmp_path, read_only):
+    """A process killed mid-change leaves ``project.sqlite-journal``; the next open (even a
+    read-only one by a user who may write) plays it back: 3 committed boxes, not 4,003."""
+    folder = tmp_path / "p"
+    with Project.create(folder) as project:
+        category = project.add_category("thing").id
+        image = project.insert_image(folder / "a.png", width=100, height=100, hash=None)
+        project.add_boxes(image, [BoxRecord(10, 10, 20, 20, category)] * 3)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    child = subprocess.run([sys.executable, "-c", DIES_MID_CHANGE, str(folder)], env=env,
+                           cwd=REPO, timeout=120)
+    assert child.returncode == -signal.SIGKILL
+    journal = folder / "project.sqlite-journal"
+    assert journal.exists() and journal.stat().st_size > 0
+
+    with Project.open(folder, read_only=read_only) as project:
+        assert len(project.boxes(project.images()[0].id)) == 3
+        assert project.connection.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert not journal.exists()
