@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from .box_validity import box_problem
 from .data.annotations import BoxRecord
 from .data.images import load_image_tensor
 from .data.project import CategoryRow
@@ -45,7 +46,8 @@ class Predictor:
                                      found["scores"].tolist()):
             category_id = self.mapping.category_of(label)
             x0, y0, x1, y1 = box
-            if category_id is None or score < self.score_floor or not (x0 < x1 and y0 < y1):
+            if (category_id is None or score < self.score_floor
+                    or box_problem(box, tolerance=0.0) is not None):
                 continue
             suggestions.append(BoxRecord(x0, y0, x1, y1, category_id, source="predicted",
                                          score=min(max(score, 0.0), 1.0)))

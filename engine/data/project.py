@@ -40,6 +40,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..box_validity import box_problem as geometry_problem
 from .annotations import SPLITS, STATUSES, BoxRecord, ReportEntry
 from .images import ImageLoadError, file_hash, image_size
 from .schema import (
@@ -336,18 +337,13 @@ def _check_status(status: str) -> str:
 
 
 def box_problem(box: BoxRecord) -> str | None:
-    """Why ``box`` cannot be stored, or None when it can."""
+    """Why ``box`` cannot be stored, or None when it can: :mod:`engine.box_validity`'s rules 1-3
+    (finite, not inverted, not zero area; the store does not check against the image size),
+    then the source and score."""
     coords = (box.x0, box.y0, box.x1, box.y1)
-    try:
-        x0, y0, x1, y1 = (float(v) for v in coords)
-    except (TypeError, ValueError):
-        return f"coordinates are not numbers: {coords}"
-    # Written out rather than all(...): this runs once per box of an import (50k and more).
-    if not (math.isfinite(x0) and math.isfinite(y0) and math.isfinite(x1)
-            and math.isfinite(y1)):
-        return f"coordinates are not finite numbers: {coords}"
-    if not (x0 < x1 and y0 < y1):
-        return f"empty box (x0 < x1 and y0 < y1 are required): {coords}"
+    problem = geometry_problem(coords, tolerance=0.0)
+    if problem is not None:
+        return f"box {problem}: {coords}"
     if box.source not in ("manual", "imported", "predicted"):
         return f"unknown box source {box.source!r}"
     if (box.source == "predicted") != (box.score is not None):
