@@ -182,7 +182,8 @@ def _explain(sides: dict, unmatched: dict[str, list[int]], *, score_tol: float,
             score = float(scores[index])
             if abs(score - score_thresh) <= score_tol:
                 reasons[side, index] = f"score threshold {score_thresh:g} boundary"
-            elif _at_top_k(score, scores, detections_per_img, score_tol, own=True) or                     _at_top_k(score, other_scores, detections_per_img, score_tol, own=False):
+            elif (_at_top_k(score, scores, detections_per_img, score_tol, own=True)
+                  or _at_top_k(score, other_scores, detections_per_img, score_tol, own=False)):
                 reasons[side, index] = f"top-k boundary (lists cut at {detections_per_img})"
     if nms_thresh is None:
         return reasons
