@@ -21,6 +21,7 @@ import torch
 
 from ..data.images import ImageLoadError, load_image_tensor
 from ..detector.checkpoint import LoadedDetector, load_detector
+from ..safe_load import load_torch_file
 from . import model_card
 from .compare import Verification, compare_detections
 from .errors import ExportError
@@ -259,7 +260,7 @@ class _Torchvision:
 
         model = build_torchvision_model(
             {"backbone": loading["backbone"], "kwargs": loading["builder_kwargs"]})
-        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        model.load_state_dict(load_torch_file(path, what="exported state dict"))
         model.eval()
 
         def run(picture: torch.Tensor) -> dict[str, torch.Tensor]:
