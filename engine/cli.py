@@ -545,6 +545,11 @@ def _add_export_command(commands: argparse._SubParsersAction) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="frcnn", description=engine_doc)
+    parser.add_argument("--max-image-pixels", type=_pixel_limit, metavar="N",
+                        default=argparse.SUPPRESS,
+                        help="refuse images of more pixels than this, a protection against "
+                             "decompression bombs (default 89478485, or the environment "
+                             "variable FRCNN_MAX_IMAGE_PIXELS; 'none': no limit)")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("backbones", help="list the available backbones").set_defaults(
         func=_cmd_backbones
@@ -561,6 +566,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _pixel_limit(text: str) -> int | None:
+    if text.strip().lower() == "none":
+        return None
+    try:
+        value = int(text.replace("_", ""))
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a number of pixels or none")
+    return value
+
+
 def _error_text(error: Exception) -> str:
     """``<path>: <reason>`` for a file system error (Python's own text is "[Errno 20] Not a
     directory: 'x'"); the engine's errors already name their file."""
@@ -574,6 +591,10 @@ def _error_text(error: Exception) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if hasattr(args, "max_image_pixels"):  # given: for this process and its workers
+        from .data.images import set_max_image_pixels
+
+        set_max_image_pixels(args.max_image_pixels)
     try:
         return args.func(args)
     except BrokenPipeError:
