@@ -14,7 +14,7 @@ import torch
 
 from .box_validity import box_problem
 from .data.annotations import BoxRecord
-from .data.images import load_image_tensor
+from .data.images import ImageLoadError, load_image_tensor
 from .data.project import CategoryRow
 from .detector.checkpoint import load_detector
 from .detector.class_map import map_classes
@@ -37,8 +37,12 @@ class Predictor:
         self.score_floor = score_floor
 
     def predict(self, path: str | os.PathLike) -> list[BoxRecord]:
-        """The suggestions for one image, best first. Raises ImageLoadError for a bad file."""
+        """The suggestions for one image, best first. Raises ImageLoadError for a bad file or
+        one the model cannot take (naming it), so that a batch goes on with the others."""
         image = load_image_tensor(path).to(self.device)
+        problem = self.detector.model.input_problem(image)
+        if problem is not None:
+            raise ImageLoadError(f"{path}: {problem}")
         with torch.inference_mode():
             found = self.detector.model([image])[0]
         suggestions = []

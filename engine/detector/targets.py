@@ -17,8 +17,10 @@ class InvalidTargetError(ValueError):
     """A training target the detector cannot learn from."""
 
 
-def check_images(images: list[torch.Tensor]) -> None:
-    """Each image must be a (3, H, W) floating-point tensor."""
+def check_images(images: list[torch.Tensor], transform=None) -> None:
+    """Each image must be a (3, H, W) floating-point tensor, and, when the model's
+    ``transform`` (:class:`~engine.detector.transform.Transform`) is given, one it can resize
+    (see its ``size_problem``)."""
     if not isinstance(images, (list, tuple)) or not images:
         raise TypeError("images must be a non-empty list of (3, H, W) float tensors")
     for index, image in enumerate(images):
@@ -29,6 +31,9 @@ def check_images(images: list[torch.Tensor]) -> None:
             raise ValueError(
                 f"image {index}: expected floats in [0, 1], got {image.dtype}; divide by 255"
             )
+        problem = transform.size_problem(*image.shape[-2:]) if transform is not None else None
+        if problem is not None:
+            raise ValueError(f"image {index}: {problem}")
 
 
 def check_targets(

@@ -151,10 +151,11 @@ class Trainer:
         self.position = _Position()
         self._weights_notes: list[str] = []  # what the initial weights left out, said at start
         resume_state = self._build_model(detector, init_weights, resume)
+        fits = self.model.transform.size_check()  # too elongated: left out, like unreadable
         self.train_data = DetectionDataset(train_records, self.classes,
                                            flip_probability=self.settings.flip_probability,
-                                           seed=self.settings.seed)
-        self.val_data = DetectionDataset(val_records, self.classes)
+                                           seed=self.settings.seed, input_check=fits)
+        self.val_data = DetectionDataset(val_records, self.classes, input_check=fits)
         self._val_checked = False  # unreadable validation images left out yet?
         self._warned: set[tuple[str, int]] = set()  # (split, image id) already reported
         self.optimizer = torch.optim.SGD(
