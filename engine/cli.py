@@ -430,12 +430,14 @@ def _cmd_import(args: argparse.Namespace) -> int:
 
 
 def _cmd_add_images(args: argparse.Namespace) -> int:
+    from .data.paths import unreachable_reason
     from .data.project import Project, image_files
 
     # Checked before the project folder is created, so a typo creates nothing.
     for path in args.paths:
-        if not path.exists():
-            raise ValueError(f"{path}: no such file or folder")
+        reason = unreachable_reason(path)
+        if reason is not None:
+            raise ValueError(f"{path}: {reason}")
     if next(image_files(args.paths), None) is None:
         names = ", ".join(str(path) for path in args.paths)
         raise ValueError(f"{names}: no image files (.jpg, .png, ...) there")

@@ -18,6 +18,7 @@ allows (JPEG): for lists and quick previews.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import re
@@ -28,6 +29,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .paths import unreachable_reason
 from .store_files import StoreFileError, refuse_store_file
 
 
@@ -118,10 +120,13 @@ def _decode(path: Path, *, reduce_to: int | None = None) -> Image.Image:
                 opened.load()
                 image = ImageOps.exif_transpose(opened)
     except FileNotFoundError as error:
-        raise ImageLoadError(f"{path}: file not found") from error
+        reason = unreachable_reason(path, missing="file not found")
+        raise ImageLoadError(f"{path}: {reason or 'file not found'}") from error
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
         raise _bomb_error(path, error) from error
     except (UnidentifiedImageError, OSError, SyntaxError) as error:
+        if isinstance(error, OSError) and error.errno == errno.ELOOP:
+            raise ImageLoadError(f"{path}: {unreachable_reason(path)}") from error
         raise ImageLoadError(f"{path}: not a readable image ({error})") from error
     return to_rgb(image)
 
@@ -220,10 +225,13 @@ def image_size(path: str | os.PathLike) -> tuple[int, int, int]:
                 else:
                     orientation = opened.getexif().get(_EXIF_ORIENTATION_TAG, 1)
     except FileNotFoundError as error:
-        raise ImageLoadError(f"{path}: file not found") from error
+        reason = unreachable_reason(path, missing="file not found")
+        raise ImageLoadError(f"{path}: {reason or 'file not found'}") from error
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
         raise _bomb_error(path, error) from error
     except (UnidentifiedImageError, OSError, SyntaxError) as error:
+        if isinstance(error, OSError) and error.errno == errno.ELOOP:
+            raise ImageLoadError(f"{path}: {unreachable_reason(path)}") from error
         raise ImageLoadError(f"{path}: not a readable image ({error})") from error
     if orientation not in range(1, 9):
         orientation = 1

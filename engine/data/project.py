@@ -43,6 +43,7 @@ from pathlib import Path
 from ..box_validity import box_problem as geometry_problem
 from .annotations import SPLITS, STATUSES, BoxRecord, ReportEntry
 from .images import ImageLoadError, file_hash, image_size
+from .paths import unreachable_reason
 from .schema import (
     APPLICATION_ID,
     SCHEMA_VERSION,
@@ -270,7 +271,10 @@ def measure_image(path: str | os.PathLike) -> ImageMeasurement:
     """Size after EXIF orientation (header only) and BLAKE2b hash of ``path``; never raises."""
     path = Path(path)
     if not path.is_file():
-        return ImageMeasurement(None, None, None, "missing", "image file not found")
+        reason = unreachable_reason(path, missing="image file not found")
+        if reason is None or reason == "image file not found":
+            return ImageMeasurement(None, None, None, "missing", "image file not found")
+        return ImageMeasurement(None, None, None, "unreadable", reason)
     try:
         width, height, _orientation = image_size(path)
         digest = file_hash(path)
@@ -1100,7 +1104,10 @@ def image_files(paths: Iterable[str | os.PathLike]) -> Iterator[Path]:
     for path in paths:
         path = Path(path)
         if path.is_dir():
+            # Links that lead nowhere (broken, or a loop) are listed too, for the caller to
+            # report: left out silently they would look like images never found.
             yield from sorted(p for p in path.rglob("*")
-                              if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+                              if p.suffix.lower() in IMAGE_SUFFIXES
+                              and (p.is_file() or p.is_symlink()))
         else:
             yield path
