@@ -100,3 +100,29 @@ def test_evaluation_and_training_data_leave_it_out_by_name(checkpoint, tmp_path)
 def _size(path: Path) -> tuple[int, int]:
     with Image.open(path) as image:
         return image.size
+
+
+def test_training_leaves_it_out_by_name_and_says_what_initial_weights_left_out(tmp_path):
+    from engine.detector.config import DetectorConfig
+    from engine.training import Trainer, TrainSettings
+
+    weights = tmp_path / "other.pt"
+    torch.save(build_model("resnet18", num_classes=5, weights="none", min_size=64,
+                           max_size=96).state_dict(), weights)
+    records = [TrainingRecord(i, path, *_size(path), ((1.0, 1.0, 9.0, 9.0),), (1,), (False,))
+               for i, path in enumerate(_images(tmp_path / "images"), start=1)]
+    events: list[dict] = []
+    trainer = Trainer(
+        train_records=records, val_records=[], classes=[ClassInfo(1, "thing", 1)],
+        out_dir=tmp_path / "run",
+        detector=DetectorConfig(backbone="resnet18", min_size=64, max_size=96,
+                                rpn_batch_size_per_image=16, box_batch_size_per_image=16),
+        settings=TrainSettings(epochs=1, batch_size=1, eval_every=0, seed=0),
+        init_weights=str(weights), device="cpu", report=events.append)
+    assert trainer.run() == "finished"
+    warnings = [e for e in events if e["event"] == "warning"]
+    assert [e["kind"] for e in warnings] == ["initial_weights", "unreadable_image"]
+    assert "5 classes" in warnings[0]["message"] and "this model has 2" in warnings[0]["message"]
+    assert warnings[1]["path"].endswith("strip.png") and "too elongated" in warnings[1]["message"]
+    # Its batch took another image instead (every batch gives a step).
+    assert [e["step"] for e in events if e["event"] == "step"] == [1, 2, 3]
