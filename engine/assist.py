@@ -12,8 +12,9 @@ from pathlib import Path
 
 import torch
 
+from .box_validity import box_problem
 from .data.annotations import BoxRecord
-from .data.images import load_image_tensor
+from .data.images import ImageLoadError, load_image_tensor
 from .data.project import CategoryRow
 from .detector.checkpoint import load_detector
 from .detector.class_map import map_classes
@@ -36,8 +37,12 @@ class Predictor:
         self.score_floor = score_floor
 
     def predict(self, path: str | os.PathLike) -> list[BoxRecord]:
-        """The suggestions for one image, best first. Raises ImageLoadError for a bad file."""
+        """The suggestions for one image, best first. Raises ImageLoadError for a bad file or
+        one the model cannot take (naming it), so that a batch goes on with the others."""
         image = load_image_tensor(path).to(self.device)
+        problem = self.detector.model.input_problem(image)
+        if problem is not None:
+            raise ImageLoadError(f"{path}: {problem}")
         with torch.inference_mode():
             found = self.detector.model([image])[0]
         suggestions = []
@@ -45,7 +50,8 @@ class Predictor:
                                      found["scores"].tolist()):
             category_id = self.mapping.category_of(label)
             x0, y0, x1, y1 = box
-            if category_id is None or score < self.score_floor or not (x0 < x1 and y0 < y1):
+            if (category_id is None or score < self.score_floor
+                    or box_problem(box, tolerance=0.0) is not None):
                 continue
             suggestions.append(BoxRecord(x0, y0, x1, y1, category_id, source="predicted",
                                          score=min(max(score, 0.0), 1.0)))

@@ -38,20 +38,14 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _cmd_detect(args: argparse.Namespace) -> int:
-    import torch
 
-    from .data.images import ImageLoadError, load_image_tensor
 
     model = _open_model(args).model
     results = []
     for path in args.images:
-        try:
-            image = load_image_tensor(path)
-        except ImageLoadError as error:
-            print(f"skipped: {error}", file=sys.stderr)
+        detections = _detect_one(model, path, "cpu")
+        if detections is None:
             continue
-        with torch.inference_mode():
-            detections = model([image])[0]
         for box, label, score in zip(
             detections["boxes"].tolist(), detections["labels"].tolist(),
             detections["scores"].tolist(),
@@ -88,6 +82,9 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
 
     detector = _open_model(args)
     image = load_image(args.image)
+    problem = detector.model.transform.size_check().problem(image.height, image.width)
+    if problem is not None:
+        raise ValueError(f"{args.image}: {problem}")
     target = None
     if args.box:
         target = {"boxes": torch.tensor([box for box, _ in args.box]),
@@ -268,8 +265,15 @@ def _cmd_eval(args: argparse.Namespace) -> int:
               f"{', '.join(class_map.unmapped_notes())}", file=sys.stderr)
     classes = class_map.project_classes()
     records = [_only_categories(r, set(class_map.to_category.values())) for r in records]
-    dataset = DetectionDataset(records, classes)
-    result = evaluate_model(detector.model, dataset, classes, device=device)
+    dataset = DetectionDataset(records, classes,
+                               input_check=detector.model.transform.size_check())
+    skipped: list = []
+    result = evaluate_model(detector.model, dataset, classes, device=device, skipped=skipped)
+    for item in skipped:
+        print(f"skipped: {item.reason}", file=sys.stderr)
+    if skipped:
+        print(f"frcnn: note: {len(skipped)} of {len(records)} images left out of the evaluation "
+              f"(above); the others are evaluated", file=sys.stderr)
     print(result.summary.rstrip())
     for name, ap in result.per_class.items():
         print(f"{name:24s} AP {ap:.3f}  AP50 {result.per_class_ap50[name]:.3f}")
@@ -288,9 +292,7 @@ def _only_categories(record, category_ids: set[int]):
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    import torch
 
-    from .data.images import ImageLoadError, load_image_tensor
     from .detector.checkpoint import load_detector
     from .training.trainer import resolve_device
 
@@ -302,15 +304,19 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     names = detector.class_names()
     category_of = {c.class_id: c.category_id for c in detector.classes}
     results, skipped = [], 0
+    if args.score_thresh is not None:
+        from dataclasses import replace
+
+        # The user's threshold replaces the checkpoint's own (else a lower one would do nothing).
+        settings = detector.model.roi_heads.detection_settings
+        detector.model.roi_heads.detection_settings = replace(
+            settings, score_thresh=args.score_thresh)
     for path in args.images:
-        try:
-            image = load_image_tensor(path).to(device)
-        except ImageLoadError as error:
-            print(f"skipped: {error}", file=sys.stderr)
+        # One image that fails is reported by name and skipped: the others' results are kept.
+        found = _detect_one(detector.model, path, device)
+        if found is None:
             skipped += 1
             continue
-        with torch.inference_mode():
-            found = detector.model([image])[0]
         for box, label, score in zip(found["boxes"].tolist(), found["labels"].tolist(),
                                      found["scores"].tolist()):
             if args.score_thresh is not None and score < args.score_thresh:
@@ -325,8 +331,32 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     args.out.write_text(json.dumps(results, indent=1))
     ids = f"image ids from {args.coco}" if args.coco else "image ids 1.. in the order given"
     print(f"{len(results)} detections in {len(args.images) - skipped} images -> {args.out} "
-          f"({ids})")
+          f"({ids})" + (f"; {skipped} images skipped (above)" if skipped else ""))
     return 0 if not skipped else 1
+
+
+def _detect_one(model, path: Path, device) -> dict | None:
+    """The model's detections on one image file, or None after saying on stderr why this file
+    could not be used (unreadable, an input the model cannot take, the model failing on it)."""
+    import torch
+
+    from .data.images import ImageLoadError, load_image_tensor
+
+    try:
+        image = load_image_tensor(path).to(device)
+    except ImageLoadError as error:
+        print(f"skipped: {error}", file=sys.stderr)
+        return None
+    problem = model.input_problem(image)
+    if problem is not None:
+        print(f"skipped: {path}: {problem}", file=sys.stderr)
+        return None
+    try:
+        with torch.inference_mode():
+            return model([image])[0]
+    except (RuntimeError, ValueError) as error:
+        print(f"skipped: {path}: the detector failed on this image ({error})", file=sys.stderr)
+        return None
 
 
 def _coco_image_ids(coco_file: Path, images: list[Path]) -> dict[Path, int]:
@@ -400,12 +430,14 @@ def _cmd_import(args: argparse.Namespace) -> int:
 
 
 def _cmd_add_images(args: argparse.Namespace) -> int:
+    from .data.paths import unreachable_reason
     from .data.project import Project, image_files
 
     # Checked before the project folder is created, so a typo creates nothing.
     for path in args.paths:
-        if not path.exists():
-            raise ValueError(f"{path}: no such file or folder")
+        reason = unreachable_reason(path)
+        if reason is not None:
+            raise ValueError(f"{path}: {reason}")
     if next(image_files(args.paths), None) is None:
         names = ", ".join(str(path) for path in args.paths)
         raise ValueError(f"{names}: no image files (.jpg, .png, ...) there")
@@ -545,6 +577,11 @@ def _add_export_command(commands: argparse._SubParsersAction) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="frcnn", description=engine_doc)
+    parser.add_argument("--max-image-pixels", type=_pixel_limit, metavar="N",
+                        default=argparse.SUPPRESS,
+                        help="refuse images of more pixels than this, a protection against "
+                             "decompression bombs (default 89478485, or the environment "
+                             "variable FRCNN_MAX_IMAGE_PIXELS; 'none': no limit)")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("backbones", help="list the available backbones").set_defaults(
         func=_cmd_backbones
@@ -561,6 +598,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _pixel_limit(text: str) -> int | None:
+    if text.strip().lower() == "none":
+        return None
+    try:
+        value = int(text.replace("_", ""))
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a number of pixels or none")
+    return value
+
+
 def _error_text(error: Exception) -> str:
     """``<path>: <reason>`` for a file system error (Python's own text is "[Errno 20] Not a
     directory: 'x'"); the engine's errors already name their file."""
@@ -574,6 +623,10 @@ def _error_text(error: Exception) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if hasattr(args, "max_image_pixels"):  # given: for this process and its workers
+        from .data.images import set_max_image_pixels
+
+        set_max_image_pixels(args.max_image_pixels)
     try:
         return args.func(args)
     except BrokenPipeError:

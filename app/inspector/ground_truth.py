@@ -7,11 +7,11 @@ image) are kept for display and left out of the target, each with the reason.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import torch
 
+from engine.box_validity import TARGET_TOLERANCE, box_problem
 from engine.detector.class_map import Category, ClassInfo, map_classes
 
 
@@ -91,13 +91,7 @@ def ground_truth(
 
 
 def _problem(box: tuple[float, ...], image_size: tuple[int, int] | None) -> str | None:
-    x0, y0, x1, y1 = box
-    if not all(math.isfinite(v) for v in box):
-        return "a coordinate is not a number"
-    if x1 <= x0 or y1 <= y0:
-        return "zero or negative size"
-    if image_size is not None:
-        width, height = image_size
-        if x0 < -0.5 or y0 < -0.5 or x1 > width + 0.5 or y1 > height + 0.5:
-            return f"outside the {width}x{height} image"
-    return None
+    """Why ``box`` cannot be a target: the training targets check's rule (policy "reject",
+    half a pixel of tolerance; see :mod:`engine.box_validity`)."""
+    width, height = image_size if image_size is not None else (None, None)
+    return box_problem(box, width, height, tolerance=TARGET_TOLERANCE)

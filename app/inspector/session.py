@@ -320,6 +320,11 @@ class InspectorSession:
             self._needs_run = True  # a hidden view costs nothing; run when shown
             return
         self._needs_run = False
+        problem = self.detector.model.transform.size_check().problem(self.image.height,
+                                                                     self.image.width)
+        if problem is not None:  # named here: the model's own error cannot know the file
+            self._failed(self.generation, ValueError(f"{self.image_path}: {problem}"))
+            return
         self.ground_truth = ground_truth(self.boxes, self.category_ids, self.detector.classes,
                                          self.image.size, self.categories)
         target = self.ground_truth.target()

@@ -1,16 +1,27 @@
 """Loading images: the one function every other module calls.
 
 What a viewer shows is what we use: EXIF orientation is applied, so box coordinates refer to
-the displayed image. Palette, grayscale, alpha, CMYK and 16-bit images become 8-bit RGB.
-Decompression bombs (beyond Pillow's limit, about 179 megapixels) are refused with a clear
-error instead of exhausting memory. :func:`load_thumbnail` is the same image, small, decoded
-at reduced size where the format allows (JPEG): for lists and quick previews.
+the displayed image. Palette, grayscale, alpha, CMYK, 16- and 32-bit integer and 32-bit float
+images become 8-bit RGB (see :func:`to_rgb` for how their values map to 0..255).
+
+Possible decompression bombs (a small file that decodes to gigabytes) are refused with a clear
+error instead of exhausting memory: images of more than :func:`max_image_pixels` pixels
+(Pillow's default, 89,478,485, about 89 megapixels). Real cameras make larger photos (a
+102-megapixel 11648 x 8736 one); the user raises the limit with the environment variable
+``FRCNN_MAX_IMAGE_PIXELS`` (a number, or ``none`` for no limit; child processes such as the
+training worker inherit it), which ``frcnn --max-image-pixels`` and
+:func:`set_max_image_pixels` set. The refusal says how.
+
+:func:`load_thumbnail` is the same image, small, decoded at reduced size where the format
+allows (JPEG): for lists and quick previews.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
+import re
 import warnings
 from pathlib import Path
 
@@ -18,11 +29,58 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .paths import unreachable_reason
 from .store_files import StoreFileError, refuse_store_file
 
 
 class ImageLoadError(ValueError):
     """An image file that cannot be used, with the path and the reason."""
+
+
+MAX_PIXELS_VARIABLE = "FRCNN_MAX_IMAGE_PIXELS"
+DEFAULT_MAX_IMAGE_PIXELS = 89_478_485  # Pillow's own default (Image.MAX_IMAGE_PIXELS)
+
+
+def max_image_pixels() -> int | None:
+    """The most pixels an image may have (None: no limit): ``FRCNN_MAX_IMAGE_PIXELS`` when set
+    (a positive number, or "none"), else :data:`DEFAULT_MAX_IMAGE_PIXELS`. ValueError for a
+    value that is neither."""
+    text = os.environ.get(MAX_PIXELS_VARIABLE, "").strip().replace("_", "")
+    if not text:
+        return DEFAULT_MAX_IMAGE_PIXELS
+    if text.lower() == "none":
+        return None
+    if not text.isdigit() or int(text) <= 0:
+        raise ValueError(f"{MAX_PIXELS_VARIABLE}={text!r}: give a number of pixels (e.g. "
+                         f"120000000) or none")
+    return int(text)
+
+
+def set_max_image_pixels(limit: int | None) -> None:
+    """Set the limit for this process and the processes it starts (through the environment);
+    None removes it."""
+    if limit is not None and limit <= 0:
+        raise ValueError(f"the image pixel limit must be positive, not {limit}")
+    os.environ[MAX_PIXELS_VARIABLE] = "none" if limit is None else str(int(limit))
+
+
+def _bomb_error(path: Path, error: Exception) -> ImageLoadError:
+    limit = max_image_pixels()
+    match = re.search(r"\((\d+) pixels\)", str(error))
+    pixels = int(match.group(1)) if match else None
+    size = f"{pixels:,} pixels" if pixels else "too many pixels"
+    # This image's pixels rounded up to whole megapixels (twice the limit when unknown).
+    suggest = -(-(pixels or 2 * (limit or 1)) // 1_000_000) * 1_000_000
+    return ImageLoadError(
+        f"{path}: refused, {size} is more than the limit of {limit:,} (a protection against "
+        f"decompression bombs: small files that decode to gigabytes). If you trust this image, "
+        f"raise the limit: set the environment variable {MAX_PIXELS_VARIABLE}={suggest} (or "
+        f"run frcnn --max-image-pixels {suggest} ...)")
+
+
+def _apply_pixel_limit() -> None:
+    """Pillow warns above ``MAX_IMAGE_PIXELS`` (we make that an error) and fails above twice."""
+    Image.MAX_IMAGE_PIXELS = max_image_pixels()
 
 
 def load_image(path: str | os.PathLike) -> Image.Image:
@@ -52,6 +110,7 @@ def _decode(path: Path, *, reduce_to: int | None = None) -> Image.Image:
     share. ``reduce_to``: let a JPEG decoder shrink the image while decoding, keeping its long
     side at least this many pixels."""
     _refuse_store_file(path)
+    _apply_pixel_limit()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -61,12 +120,13 @@ def _decode(path: Path, *, reduce_to: int | None = None) -> Image.Image:
                 opened.load()
                 image = ImageOps.exif_transpose(opened)
     except FileNotFoundError as error:
-        raise ImageLoadError(f"{path}: file not found") from error
+        reason = unreachable_reason(path, missing="file not found")
+        raise ImageLoadError(f"{path}: {reason or 'file not found'}") from error
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
-        raise ImageLoadError(
-            f"{path}: refused, too many pixels for a photo (a possible decompression bomb): {error}"
-        ) from error
+        raise _bomb_error(path, error) from error
     except (UnidentifiedImageError, OSError, SyntaxError) as error:
+        if isinstance(error, OSError) and error.errno == errno.ELOOP:
+            raise ImageLoadError(f"{path}: {unreachable_reason(path)}") from error
         raise ImageLoadError(f"{path}: not a readable image ({error})") from error
     return to_rgb(image)
 
@@ -83,11 +143,8 @@ def to_rgb(image: Image.Image) -> Image.Image:
     """Any Pillow mode -> 8-bit RGB; transparent areas become white."""
     if image.mode == "RGB":
         return image
-    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-        # 16- or 32-bit grayscale: scale the full range down to 8 bits.
-        array = np.asarray(image, dtype=np.float64)
-        peak = array.max() if array.size and array.max() > 0 else 1.0
-        return Image.fromarray((array / peak * 255).round().astype(np.uint8)).convert("RGB")
+    if image.mode in ("I", "F") or image.mode.startswith("I;16"):
+        return Image.fromarray(_gray_to_8_bits(image)).convert("RGB")
     if image.mode == "P" and "transparency" in image.info:
         image = image.convert("RGBA")
     if image.mode in ("RGBA", "LA", "PA"):
@@ -95,6 +152,30 @@ def to_rgb(image: Image.Image) -> Image.Image:
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(background, rgba).convert("RGB")
     return image.convert("RGB")
+
+
+def _gray_to_8_bits(image: Image.Image) -> np.ndarray:
+    """A 16- or 32-bit integer or 32-bit float grayscale image as 8-bit values.
+
+    - float images whose values lie in [0, 1] (the usual float convention): times 255;
+    - values that are all >= 0: divided by the largest (so the brightest pixel is 255 and 0
+      stays black: 16-bit scans that use only part of their range stay visible);
+    - signed values below 0 (an int32 or float image with a -500 background): the range from
+      the smallest to the largest value is stretched to 0..255, never wrapped around.
+
+    NaN and infinite values (float images) count as 0.
+    """
+    array = np.asarray(image, dtype=np.float64)
+    finite = np.isfinite(array)
+    array = np.where(finite, array, 0.0)
+    low, high = (array.min(), array.max()) if array.size else (0.0, 0.0)
+    if image.mode == "F" and low >= 0 and high <= 1:
+        scaled = array * 255
+    elif low >= 0:
+        scaled = array / (high if high > 0 else 1.0) * 255
+    else:
+        scaled = (array - low) / (high - low if high > low else 1.0) * 255
+    return np.clip(scaled, 0, 255).round().astype(np.uint8)
 
 
 def image_to_tensor(image: Image.Image) -> torch.Tensor:
@@ -131,6 +212,7 @@ def image_size(path: str | os.PathLike) -> tuple[int, int, int]:
     """
     path = Path(path)
     _refuse_store_file(path)
+    _apply_pixel_limit()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -143,12 +225,13 @@ def image_size(path: str | os.PathLike) -> tuple[int, int, int]:
                 else:
                     orientation = opened.getexif().get(_EXIF_ORIENTATION_TAG, 1)
     except FileNotFoundError as error:
-        raise ImageLoadError(f"{path}: file not found") from error
+        reason = unreachable_reason(path, missing="file not found")
+        raise ImageLoadError(f"{path}: {reason or 'file not found'}") from error
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
-        raise ImageLoadError(
-            f"{path}: refused, too many pixels for a photo (a possible decompression bomb): {error}"
-        ) from error
+        raise _bomb_error(path, error) from error
     except (UnidentifiedImageError, OSError, SyntaxError) as error:
+        if isinstance(error, OSError) and error.errno == errno.ELOOP:
+            raise ImageLoadError(f"{path}: {unreachable_reason(path)}") from error
         raise ImageLoadError(f"{path}: not a readable image ({error})") from error
     if orientation not in range(1, 9):
         orientation = 1

@@ -21,6 +21,10 @@ gives back every file. A missing or unreadable image file keeps its record, its 
 size the annotation file declares, flagged "missing" or "unreadable". A readable file's
 measured size wins over a declared one (a note says when they differ).
 
+A record the reader marked "done" without boxes (an empty YOLO label file, a COCO image
+without annotations, a VOC file without objects) is a negative: added as done, counted in
+``negatives`` and in the summary.
+
 Boxes the store cannot hold (empty, not finite, unknown category) are left out with a report
 entry; the readers already validated and clipped boxes, so this is a safety net. The report's
 ``boxes_skipped`` counts these and the boxes the reader left out (its "skipped" entries, see
@@ -86,6 +90,7 @@ class ImportReport:
     images_added: int = 0
     images_merged: int = 0  # records whose path is an image already there
     duplicates: int = 0  # images added whose content equals an image already there (notes)
+    negatives: int = 0  # images added that the source says have no objects (status done)
     boxes_added: int = 0
     boxes_identical: int = 0  # left out: an identical box was already on the image
     boxes_skipped: int = 0  # left out: invalid in the source or not storable (see the entries)
@@ -99,9 +104,11 @@ class ImportReport:
     def summary(self) -> str:
         duplicates = (f" ({self.duplicates} with the same content as another image)"
                       if self.duplicates else "")
+        negatives = (f" ({self.negatives} background images without objects, done: negatives "
+                     f"to train on)" if self.negatives else "")
         return (
             f"imported {self.source} ({self.format}): {self.images_added} images added"
-            f"{duplicates}, {self.images_merged} merged into images already there; "
+            f"{duplicates}{negatives}, {self.images_merged} merged into images already there; "
             f"{self.boxes_added} boxes added, {self.boxes_identical} identical boxes left out, "
             f"{self.boxes_skipped} invalid boxes skipped; {len(self.categories_created)} new "
             f"categories, {len(self.categories_matched)} matched; {self.missing} images "
@@ -245,6 +252,7 @@ def import_annotation_set(project: Project, annotations: AnnotationSet, *, sourc
             box_rows.extend((image_id, box) for box in boxes)
             report.boxes_added += len(boxes)
             report.images_added += 1
+            report.negatives += status == "done" and not boxes
             report.files.append(ImportedFile(str(path), "added", len(boxes)))
 
         if unchanged:

@@ -40,8 +40,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..box_validity import box_problem as geometry_problem
 from .annotations import SPLITS, STATUSES, BoxRecord, ReportEntry
 from .images import ImageLoadError, file_hash, image_size
+from .paths import unreachable_reason
 from .schema import (
     APPLICATION_ID,
     SCHEMA_VERSION,
@@ -269,7 +271,10 @@ def measure_image(path: str | os.PathLike) -> ImageMeasurement:
     """Size after EXIF orientation (header only) and BLAKE2b hash of ``path``; never raises."""
     path = Path(path)
     if not path.is_file():
-        return ImageMeasurement(None, None, None, "missing", "image file not found")
+        reason = unreachable_reason(path, missing="image file not found")
+        if reason is None or reason == "image file not found":
+            return ImageMeasurement(None, None, None, "missing", "image file not found")
+        return ImageMeasurement(None, None, None, "unreadable", reason)
     try:
         width, height, _orientation = image_size(path)
         digest = file_hash(path)
@@ -336,18 +341,13 @@ def _check_status(status: str) -> str:
 
 
 def box_problem(box: BoxRecord) -> str | None:
-    """Why ``box`` cannot be stored, or None when it can."""
+    """Why ``box`` cannot be stored, or None when it can: :mod:`engine.box_validity`'s rules 1-3
+    (finite, not inverted, not zero area; the store does not check against the image size),
+    then the source and score."""
     coords = (box.x0, box.y0, box.x1, box.y1)
-    try:
-        x0, y0, x1, y1 = (float(v) for v in coords)
-    except (TypeError, ValueError):
-        return f"coordinates are not numbers: {coords}"
-    # Written out rather than all(...): this runs once per box of an import (50k and more).
-    if not (math.isfinite(x0) and math.isfinite(y0) and math.isfinite(x1)
-            and math.isfinite(y1)):
-        return f"coordinates are not finite numbers: {coords}"
-    if not (x0 < x1 and y0 < y1):
-        return f"empty box (x0 < x1 and y0 < y1 are required): {coords}"
+    problem = geometry_problem(coords, tolerance=0.0)
+    if problem is not None:
+        return f"box {problem}: {coords}"
     if box.source not in ("manual", "imported", "predicted"):
         return f"unknown box source {box.source!r}"
     if (box.source == "predicted") != (box.score is not None):
@@ -1136,7 +1136,10 @@ def image_files(paths: Iterable[str | os.PathLike]) -> Iterator[Path]:
     for path in paths:
         path = Path(path)
         if path.is_dir():
+            # Links that lead nowhere (broken, or a loop) are listed too, for the caller to
+            # report: left out silently they would look like images never found.
             yield from sorted(p for p in path.rglob("*")
-                              if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+                              if p.suffix.lower() in IMAGE_SUFFIXES
+                              and (p.is_file() or p.is_symlink()))
         else:
             yield path

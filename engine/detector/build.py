@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -26,6 +27,8 @@ def build_model(
     backbone: str = "resnet50",
     num_classes: int = 91,
     weights: str | os.PathLike | None = None,
+    *,
+    report: Callable[[str], None] | None = None,
     **kwargs,
 ) -> FasterRCNN:
     """A Faster R-CNN with an FPN on ``backbone`` for ``num_classes`` classes (background
@@ -34,7 +37,10 @@ def build_model(
     ``weights``: None or "none" (random, trainable BatchNorm, as torchvision without weights);
     "imagenet" (the backbone's ImageNet classifier weights, BatchNorm frozen); "coco"
     (torchvision's COCO detector, resnet50 and mobilenet_v3_large only; with another
-    ``num_classes`` all but the class predictor are loaded); or a path to a checkpoint.
+    ``num_classes`` all but the class predictor are loaded); or a path to a checkpoint (ours
+    or a torchvision state dict; from a model with another number of classes all but the
+    class predictor are loaded, see :func:`load_initial_weights`). ``report`` receives a line
+    saying what was left out of those weights, when anything was.
     ``kwargs`` are the fields of :class:`DetectorConfig`, named as torchvision's ``FasterRCNN``
     arguments (``min_size``, ``rpn_pre_nms_top_n_test``, ``box_score_thresh``, ...).
     """
@@ -69,10 +75,50 @@ def build_model(
     model = model_from_config(config, imagenet_state=imagenet_state)
 
     if kind == "coco":
-        load_coco_weights(model, backbone, num_classes)
+        load_coco_weights(model, backbone, num_classes, report=report)
     elif checkpoint_state is not None:
-        model.load_state_dict(checkpoint_state)
+        note = load_initial_weights(model, checkpoint_state, f"the weights in {kind}")
+        if note and report is not None:
+            report(note)
     return model
+
+
+CLASS_PREDICTOR = "roi_heads.box_predictor."
+
+
+def load_initial_weights(model: FasterRCNN, state: dict[str, torch.Tensor],
+                         source: str) -> str | None:
+    """Load ``state`` (torchvision's key names) into ``model`` to start training from.
+
+    Weights from a detector with another number of classes fit everywhere but the class
+    predictor (``roi_heads.box_predictor``: its (K + 1)-row class scores and 4 (K + 1) box
+    deltas); those two layers keep their fresh initialization and the returned note says so.
+    None when everything was loaded. Weights that do not fit elsewhere (another backbone or
+    architecture) raise a ValueError in one line: how many fit, and what to do."""
+    own = model.state_dict()
+    wrong_shape = [k for k in state if k in own and state[k].shape != own[k].shape]
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    elsewhere = [k for k in (*wrong_shape, *missing, *unexpected)
+                 if not k.startswith(CLASS_PREDICTOR)]
+    if elsewhere:
+        fitting = sum(1 for k in own if k in state and state[k].shape == own[k].shape)
+        raise ValueError(
+            f"{source} do not fit this {model.config.backbone} Faster R-CNN: {fitting} of "
+            f"{len(own)} tensors fit ({len(missing)} missing, {len(unexpected)} unknown, "
+            f"{len(wrong_shape)} of another shape; first: {elsewhere[0]}). They come from "
+            f"another backbone or architecture: choose the backbone they were trained with, or "
+            f"start from imagenet or coco weights")
+    if not wrong_shape and not missing:
+        model.load_state_dict(state)
+        return None
+    model.load_state_dict({k: v for k, v in state.items() if k not in wrong_shape},
+                          strict=False)
+    theirs = state.get(CLASS_PREDICTOR + "cls_score.weight")
+    counted = (f"{theirs.shape[0]} classes (background included), this model has "
+               f"{model.num_classes}" if theirs is not None else "no class predictor")
+    return (f"{source} are from a detector with {counted}: loaded all but the class predictor "
+            f"({CLASS_PREDICTOR.rstrip('.')}), which starts from scratch")
 
 
 def model_from_config(
@@ -180,8 +226,10 @@ def _imagenet_state(backbone: str) -> dict[str, torch.Tensor] | None:
     return pretrained.load_torchvision_weights(entry)
 
 
-def load_coco_weights(model: FasterRCNN, backbone: str, num_classes: int) -> None:
-    """Load torchvision's COCO detector weights into ``model``, as torchvision does."""
+def load_coco_weights(model: FasterRCNN, backbone: str, num_classes: int, *,
+                      report: Callable[[str], None] | None = None) -> None:
+    """Load torchvision's COCO detector weights into ``model``, as torchvision does (with
+    another ``num_classes``, all but the class predictor: ``report`` is told so)."""
     entry = pretrained.COCO_WEIGHTS.get(backbone)
     if entry is None:
         raise ValueError(
@@ -197,6 +245,10 @@ def load_coco_weights(model: FasterRCNN, backbone: str, num_classes: int) -> Non
             raise RuntimeError(
                 f"COCO weights do not fit: missing {missing}, unexpected {unexpected}"
             )
+        if report is not None:
+            report(f"the COCO weights are from a detector with {coco_classes} classes "
+                   f"(background included), this model has {num_classes}: loaded all but the "
+                   f"class predictor ({CLASS_PREDICTOR.rstrip('.')}), which starts from scratch")
     else:
         model.load_state_dict(state)
     if backbone == "resnet50":

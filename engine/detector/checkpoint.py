@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 
+from ..safe_load import load_torch_file
 from .build import build_model, model_from_config
 from .class_map import ClassInfo
 from .config import DetectorConfig
@@ -80,17 +81,11 @@ def save_detector(
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """The checkpoint's contents, checked to be ours; ``weights_only=True``."""
+    """The checkpoint's contents, checked to be ours; read by
+    :func:`engine.safe_load.load_torch_file` (FileNotFoundError, or a ValueError saying the
+    file is damaged, unsafe, not ours or newer)."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        raise ValueError(
-            f"{path} is not a safe checkpoint: it holds objects other than tensors and plain "
-            f"data, or it is damaged, and it was not loaded ({type(error).__name__}: {error})"
-        ) from error
+    data = load_torch_file(path, what="checkpoint")
     if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(
             f"{path} is not a Faster R-CNN Workbench checkpoint (to start from bare weights, "

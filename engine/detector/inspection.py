@@ -83,7 +83,7 @@ class Inspection:
         image: torch.Tensor,
         target: dict[str, torch.Tensor] | None = None,
     ) -> None:
-        check_images([image])
+        check_images([image], model.transform)
         if target is not None:
             target = {"boxes": target["boxes"].to(torch.float32).reshape(-1, 4),
                       "labels": target["labels"].to(torch.int64).reshape(-1)}

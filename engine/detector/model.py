@@ -95,7 +95,7 @@ class FasterRCNN(nn.Module):
     ):
         """See the module docstring. ``recorder``, when given, receives every stage's outputs
         (a :class:`DetectorOutputs`); without one nothing extra is kept or done."""
-        check_images(images)
+        check_images(images, self.transform)
         if self.training:
             if targets is None:
                 raise ValueError(
@@ -108,6 +108,11 @@ class FasterRCNN(nn.Module):
         if recorder is not None:
             recorder.record(outputs)
         return outputs.losses if self.training else outputs.detections
+
+    def input_problem(self, image: torch.Tensor) -> str | None:
+        """Why this (3, H, W) image cannot go through the model (too elongated: see
+        :meth:`Transform.size_problem`), or None. Callers that know the file name it."""
+        return self.transform.size_check()(image)
 
     def extract_features(self, batch: ImageBatch) -> FeatureOutputs:
         """The backbone + FPN on the padded batch, and the anchors of every level."""

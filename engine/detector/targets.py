@@ -1,23 +1,26 @@
 """Checking inputs and training targets before they reach the detector.
 
-A bad box (zero area, inverted, outside the image) or a class id outside the model's classes
-would otherwise surface as a NaN loss many steps later; here it is an error naming the image,
-the box and the reason.
+A bad box (zero area, inverted, outside the image: :mod:`engine.box_validity`, policy "reject"
+with half a pixel of tolerance) or a class id outside the model's classes would otherwise
+surface as a NaN loss many steps later; here it is an error naming the image, the box and the
+reason.
 """
 
 from __future__ import annotations
 
-import math
-
 import torch
+
+from ..box_validity import TARGET_TOLERANCE, box_problem
 
 
 class InvalidTargetError(ValueError):
     """A training target the detector cannot learn from."""
 
 
-def check_images(images: list[torch.Tensor]) -> None:
-    """Each image must be a (3, H, W) floating-point tensor."""
+def check_images(images: list[torch.Tensor], transform=None) -> None:
+    """Each image must be a (3, H, W) floating-point tensor, and, when the model's
+    ``transform`` (:class:`~engine.detector.transform.Transform`) is given, one it can resize
+    (see its ``size_problem``)."""
     if not isinstance(images, (list, tuple)) or not images:
         raise TypeError("images must be a non-empty list of (3, H, W) float tensors")
     for index, image in enumerate(images):
@@ -28,6 +31,9 @@ def check_images(images: list[torch.Tensor]) -> None:
             raise ValueError(
                 f"image {index}: expected floats in [0, 1], got {image.dtype}; divide by 255"
             )
+        problem = transform.size_problem(*image.shape[-2:]) if transform is not None else None
+        if problem is not None:
+            raise ValueError(f"image {index}: {problem}")
 
 
 def check_targets(
@@ -52,7 +58,7 @@ def check_targets(
             )
         height, width = image.shape[-2:]
         for k, (box, label) in enumerate(zip(boxes.tolist(), labels.tolist())):
-            reason = _box_problem(box, width, height)
+            reason = box_problem(box, width, height, tolerance=TARGET_TOLERANCE)
             if reason:
                 raise InvalidTargetError(f"target {index}, box {k} {box}: {reason}")
             if not 1 <= label < num_classes:
@@ -60,18 +66,3 @@ def check_targets(
                     f"target {index}, box {k}: label {label} is outside 1..{num_classes - 1} "
                     f"(0 is the background; the model has {num_classes} classes with it)"
                 )
-
-
-def _box_problem(box: list[float], width: int, height: int) -> str | None:
-    x0, y0, x1, y1 = box
-    if not all(math.isfinite(v) for v in box):
-        return "has a coordinate that is not a finite number"
-    if x1 < x0 or y1 < y0:
-        return "is inverted (x1 < x0 or y1 < y0); boxes are x0, y0, x1, y1"
-    if x1 == x0 or y1 == y0:
-        return "has zero width or height"
-    # Allow a little slack for float round-off in converted annotations.
-    tolerance = 0.5
-    if x0 < -tolerance or y0 < -tolerance or x1 > width + tolerance or y1 > height + tolerance:
-        return f"lies outside the {width}x{height} image"
-    return None

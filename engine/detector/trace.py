@@ -307,7 +307,9 @@ def save_trace(trace: Trace, path: str | os.PathLike) -> Path:
 
 def load_trace(path: str | os.PathLike) -> Trace:
     """Read a trace written by :func:`save_trace`, with ``weights_only=True``."""
-    return trace_from_dict(torch.load(Path(path), map_location="cpu", weights_only=True))
+    from ..safe_load import load_torch_file
+
+    return trace_from_dict(load_torch_file(path, what="trace"))
 
 
 def _build(cls: type, data: dict):

@@ -19,6 +19,10 @@ from torchvision.ops import clip_boxes_to_image
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 SIZE_DIVISIBLE = 32
+# The fewest pixels a side may have after the resize: below this a very elongated image (a
+# 20000 x 100 strip) shrinks to a sliver the FPN's coarse levels round to nothing. The ONNX
+# export takes sides from 16 pixels as well.
+MIN_RESIZED_SIDE = 16
 
 
 @dataclass
@@ -41,6 +45,34 @@ def normalize(image: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ..
 def resize_scale(height: int, width: int, min_size: float, max_size: float) -> float:
     """The factor that brings the short side to ``min_size`` with the long side <= ``max_size``."""
     return min(min_size / min(height, width), max_size / max(height, width))
+
+
+def resized_size(height: int, width: int, min_size: float, max_size: float) -> tuple[int, int]:
+    """(h, w) after :func:`resize_image`: floor(side * scale)."""
+    scale = resize_scale(height, width, float(min_size), float(max_size))
+    return math.floor(height * scale), math.floor(width * scale)
+
+
+@dataclass(frozen=True)
+class InputSizeCheck:
+    """Can an image go through the resize to ``min_size`` / ``max_size``? Not when a side ends
+    under :data:`MIN_RESIZED_SIDE` pixels (``min_size``: the smallest of a multi-scale
+    transform's). Called on a (C, H, W) tensor it gives the problem or None."""
+
+    min_size: int
+    max_size: int
+
+    def problem(self, height: int, width: int) -> str | None:
+        new_height, new_width = resized_size(height, width, self.min_size, self.max_size)
+        if min(new_height, new_width) >= MIN_RESIZED_SIDE:
+            return None
+        return (f"a {width}x{height} image is too elongated for this model: resized to its input "
+                f"size (short side {self.min_size}, long side at most {self.max_size} pixels) "
+                f"it would be {new_width}x{new_height}, and a side needs at least "
+                f"{MIN_RESIZED_SIDE} pixels; crop it or cut it into parts")
+
+    def __call__(self, image: torch.Tensor) -> str | None:
+        return self.problem(int(image.shape[-2]), int(image.shape[-1]))
 
 
 def resize_image(image: torch.Tensor, min_size: float, max_size: float) -> torch.Tensor:
@@ -105,6 +137,15 @@ class Transform(torch.nn.Module):
         self.image_mean = tuple(image_mean)
         self.image_std = tuple(image_std)
         self.size_divisible = size_divisible
+
+    def size_problem(self, height: int, width: int) -> str | None:
+        """Why an image of ``height`` x ``width`` pixels cannot go through this transform, or
+        None (see :class:`InputSizeCheck`)."""
+        return self.size_check().problem(height, width)
+
+    def size_check(self) -> InputSizeCheck:
+        """This transform's :class:`InputSizeCheck` (small and picklable: for data loaders)."""
+        return InputSizeCheck(min(self.min_size), self.max_size)
 
     def _choose_min_size(self) -> int:
         if not self.training:

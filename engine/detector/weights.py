@@ -14,6 +14,8 @@ from pathlib import Path
 import torch
 from torchvision import models
 
+from ..safe_load import load_torch_file
+
 
 class WeightsUnavailableError(RuntimeError):
     """Pretrained weights that are neither cached nor downloadable."""
@@ -57,22 +59,14 @@ def load_torchvision_weights(weights_entry, allow_download: bool | None = None) 
                 f"could not download {url} ({error}). Copy {path.name} into {path.parent} "
                 "by hand, or choose other initial weights."
             ) from error
-    return torch.load(path, map_location="cpu", weights_only=True)
+    return load_torch_file(path, what="pretrained weights file")
 
 
 def load_checkpoint_state(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """Model weights from a file: a bare state dict or one under a ``"model"`` key. Loaded with
     ``weights_only=True``, so a file holding pickled code is refused, not run."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        raise ValueError(
-            f"{path} is not a safe weights file: it holds objects other than tensors and plain "
-            f"data, and it was not loaded ({type(error).__name__})"
-        ) from error
+    data = load_torch_file(path, what="weights file")
     if isinstance(data, dict) and isinstance(data.get("model"), dict):
         data = data["model"]
     if not isinstance(data, dict) or not all(isinstance(v, torch.Tensor) for v in data.values()):

@@ -69,7 +69,9 @@ def save_onnx(model: FasterRCNN, path: str | os.PathLike) -> None:
     # The exporter prints its progress and logs notes of its own; a CLI's or GUI's output
     # should hold ours only. Errors still raise.
     quiet = io.StringIO()
-    loggers = [logging.getLogger(name) for name in ("onnxscript", "onnx_ir", "torch.onnx")]
+    # torch.__trace: torch.export's structured trace, empty DEBUG records when it propagates.
+    loggers = [logging.getLogger(name)
+               for name in ("onnxscript", "onnx_ir", "torch.onnx", "torch.__trace")]
     levels = [logger.level for logger in loggers]
     try:
         for logger in loggers:

@@ -15,7 +15,7 @@ not end a run: :class:`TrainingBatches` leaves it out of its batch and says so, 
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -67,8 +67,12 @@ class DetectionDataset(torch.utils.data.Dataset):
         *,
         flip_probability: float = 0.0,
         seed: int = 0,
+        input_check: Callable[[torch.Tensor], str | None] | None = None,
     ) -> None:
         self.records = list(records)
+        # The model's size check (Transform.size_check()): an image it cannot take is left out
+        # like an unreadable one.
+        self.input_check = input_check
         self.classes = list(classes)
         self.class_of = class_ids_by_category(classes)
         self.flip_probability = flip_probability
@@ -96,7 +100,7 @@ class DetectionDataset(torch.utils.data.Dataset):
             else:
                 readable.append(record)
         kept = DetectionDataset(readable, self.classes, flip_probability=self.flip_probability,
-                                seed=self.seed)
+                                seed=self.seed, input_check=self.input_check)
         kept.set_epoch(self.epoch)
         return kept, unreadable
 
@@ -109,9 +113,13 @@ class DetectionDataset(torch.utils.data.Dataset):
             return UnreadableImage(record.image_id, str(record.path), str(error))
 
     def __getitem__(self, index: int) -> Sample:
-        """Raises :class:`~engine.data.images.ImageLoadError` for a file it cannot decode."""
+        """Raises :class:`~engine.data.images.ImageLoadError` for a file it cannot decode, or
+        whose image the model cannot take (``input_check``)."""
         record = self.records[index]
         image = image_to_tensor(load_image(record.path))
+        problem = self.input_check(image) if self.input_check is not None else None
+        if problem is not None:
+            raise ImageLoadError(f"{record.path}: {problem}")
         boxes = torch.tensor(record.boxes, dtype=torch.float32).reshape(-1, 4)
         labels = torch.tensor([self.class_of[c] for c in record.category_ids], dtype=torch.int64)
         iscrowd = torch.tensor(record.difficult, dtype=torch.int64)

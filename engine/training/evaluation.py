@@ -19,6 +19,7 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from ..detector.checkpoint import ClassInfo
+from .data import UnreadableImage
 
 # The twelve numbers COCOeval.summarize() prints, in its order.
 STAT_NAMES = ("AP", "AP50", "AP75", "AP_small", "AP_medium", "AP_large",
@@ -134,14 +135,28 @@ def evaluate_model(
     *,
     device: torch.device | str = "cpu",
     batch_size: int = 2,
+    skipped: list | None = None,
 ) -> EvalResult:
-    """Run ``model`` (in evaluation mode) over a :class:`DetectionDataset` and evaluate."""
+    """Run ``model`` (in evaluation mode) over a :class:`DetectionDataset` and evaluate.
+
+    An image that cannot be read, or that the model cannot take, is left out of the
+    evaluation (the others still count) and appended to ``skipped`` as an
+    :class:`~engine.training.data.UnreadableImage` naming the file and the reason."""
     was_training = model.training
     model.eval()
     images, targets, image_ids, detections = [], [], [], []
     try:
         for start in range(0, len(dataset), batch_size):
-            samples = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
+            samples = []
+            for i in range(start, min(start + batch_size, len(dataset))):
+                loaded = dataset.load(i)
+                if isinstance(loaded, UnreadableImage):
+                    if skipped is not None:
+                        skipped.append(loaded)
+                    continue
+                samples.append(loaded)
+            if not samples:
+                continue
             outputs = model([s.image.to(device) for s in samples])
             for sample, output in zip(samples, outputs):
                 height, width = sample.image.shape[-2:]

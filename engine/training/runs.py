@@ -280,11 +280,11 @@ def _state_from_events(events: list[dict]) -> tuple[str, str] | None:
 def _from_checkpoint(path: Path) -> dict | None:
     """The configuration and training state of a checkpoint, read without loading the weights
     (memory-mapped, ``weights_only=True``); None when it cannot be read."""
-    import torch
+    from ..safe_load import load_torch_file
 
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception:  # a damaged or foreign file: the run is listed without it
+        data = load_torch_file(path, mmap=True)
+    except (ValueError, OSError):  # a damaged or foreign file: the run is listed without it
         return None
     if not isinstance(data, dict):
         return None

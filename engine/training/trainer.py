@@ -149,11 +149,13 @@ class Trainer:
             self.device.type == "cuda")
         torch.manual_seed(self.settings.seed)
         self.position = _Position()
+        self._weights_notes: list[str] = []  # what the initial weights left out, said at start
         resume_state = self._build_model(detector, init_weights, resume)
+        fits = self.model.transform.size_check()  # too elongated: left out, like unreadable
         self.train_data = DetectionDataset(train_records, self.classes,
                                            flip_probability=self.settings.flip_probability,
-                                           seed=self.settings.seed)
-        self.val_data = DetectionDataset(val_records, self.classes)
+                                           seed=self.settings.seed, input_check=fits)
+        self.val_data = DetectionDataset(val_records, self.classes, input_check=fits)
         self._val_checked = False  # unreadable validation images left out yet?
         self._warned: set[tuple[str, int]] = set()  # (split, image id) already reported
         self.optimizer = torch.optim.SGD(
@@ -195,7 +197,8 @@ class Trainer:
         options = {k: v for k, v in config.to_dict().items()
                    if k not in ("backbone", "num_classes")}
         self.model = build_model(config.backbone, num_classes=len(self.classes) + 1,
-                                 weights=init_weights, **options)
+                                 weights=init_weights, report=self._weights_notes.append,
+                                 **options)
         self.model.to(self.device)
         return None
 
@@ -251,6 +254,8 @@ class Trainer:
             "batch_size": settings.batch_size, "world_size": self.world_size,
             "lr": settings.base_lr(self.world_size), "resumed_at_step": self.position.step,
         })
+        for note in self._weights_notes:
+            self._emit({"event": "warning", "kind": "initial_weights", "message": note})
         self.model.train()
         timer = _Throughput()
         while self.position.epoch < settings.epochs:

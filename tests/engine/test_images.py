@@ -53,7 +53,7 @@ def test_unreadable_files_name_the_file(tmp_path):
 
 
 def test_decompression_bomb_is_refused_from_the_header(tmp_path, monkeypatch):
-    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    monkeypatch.setenv("FRCNN_MAX_IMAGE_PIXELS", "1000")
     path = tmp_path / "bomb.png"
     Image.new("L", (100, 100)).save(path)
     with pytest.raises(ImageLoadError, match="decompression bomb"):

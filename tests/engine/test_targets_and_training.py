@@ -33,7 +33,7 @@ def _target(boxes, labels):
         ([10, 10, 10, 40], 1, "zero width or height"),
         ([40, 10, 10, 40], 1, "inverted"),
         ([10, 10, 140, 40], 1, "outside the 128x96 image"),
-        ([10, 10, 30, math.nan], 1, "not a finite number"),
+        ([10, 10, 30, math.nan], 1, "not finite"),
         ([10, 10, 30, 40], 3, "label 3 is outside 1..2"),
         ([10, 10, 30, 40], 0, "label 0 is outside 1..2"),
     ],

@@ -110,6 +110,7 @@ def _read_file(json_file: Path, annotations: AnnotationSet) -> list[Category]:
     categories = _categories(data.get("categories"), file, report)
     images = _images(data["images"], json_file, annotations)
     crowd = 0
+    annotated: set[int] = set()  # records some annotation entry points at
     for number, ann in enumerate(_list(data.get("annotations"), file, "annotations", report)):
         if not isinstance(ann, dict):
             report.append(ReportEntry(file, f"annotation #{number + 1}", "skipped",
@@ -121,6 +122,7 @@ def _read_file(json_file: Path, annotations: AnnotationSet) -> list[Category]:
             report.append(ReportEntry(file, item, "skipped",
                                       f"unknown image id {ann.get('image_id')!r}"))
             continue
+        annotated.add(id(target[0]))
         category_id = to_int(ann.get("category_id"))
         if category_id not in categories:
             report.append(ReportEntry(file, item, "skipped",
@@ -137,6 +139,9 @@ def _read_file(json_file: Path, annotations: AnnotationSet) -> list[Category]:
                         orientation=target[1], difficult=is_crowd,
                         truncated=_truthy(attributes.get("truncated")))
         crowd += bool(added and is_crowd)
+    for record, _ in images.values():
+        if id(record) not in annotated:
+            record.status = "done"  # no annotation at all: a negative (COCO's own convention)
     if crowd:
         report.append(ReportEntry(file, "iscrowd", "note",
                                   f"{crowd} crowd (iscrowd or ignore = 1) annotations imported "

@@ -2,12 +2,13 @@
 
 Box checks (one place for all formats): a reader converts a file's box into the shared
 convention (float ``x0, y0, x1, y1``, pixel edges of the displayed image) and hands it to
-:func:`add_box`, which
+:func:`add_box`, which applies :func:`engine.box_validity.check_box` with policy "clip":
 
 - skips it (report "skipped") when a coordinate is not a finite number, when it has zero or
   negative width or height, or when it lies entirely outside the image;
 - clips it to the image (report "clipped") when it is partly outside; overshoots under
-  :data:`CLIP_TOLERANCE` pixels (float noise of normalized formats) are clipped silently.
+  :data:`~engine.box_validity.CLIP_TOLERANCE` pixels (float noise of normalized formats) are
+  clipped silently.
 
 Reports: an entry that leaves out one box names the box as its ``item`` the way its format
 counts them (VOC "object 3 (dog)", COCO "annotation 17", YOLO "line 2", labelme "shape 5
@@ -31,13 +32,12 @@ import shutil
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from ...box_validity import CLIP_TOLERANCE, NOT_FINITE, check_box
 from ..annotations import AnnotationSet, BoxRecord, Category, ImageRecord, ReportEntry
 from ..images import ImageLoadError, image_size
 
 # Lower-case suffixes of the image files a reader looks for (matched case-insensitively).
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
-# Overshoots smaller than this (pixels) are float noise, not a box partly outside the image.
-CLIP_TOLERANCE = 1e-6
 # Numbers written to files are rounded to this many decimals: exact enough for any image and
 # it turns float noise such as 81.29999999999998 back into what the source file said (81.3).
 DECIMALS = 9
@@ -321,27 +321,20 @@ def add_box(record: ImageRecord, box: tuple[object, object, object, object], cat
     """
     coords = tuple(to_float(value) for value in box)
     if any(value is None or not math.isfinite(value) for value in coords):
-        report.append(ReportEntry(file, item, "skipped",
-                                  f"box coordinates are not finite numbers: {list(box)}"))
+        report.append(ReportEntry(file, item, "skipped", f"box {NOT_FINITE}: {list(box)}"))
         return None
     x0, y0, x1, y1 = coords  # type: ignore[misc]
     if orientation != 1 and record.width is not None and record.height is not None:
         x0, y0, x1, y1 = raw_to_displayed((x0, y0, x1, y1), orientation,
                                           (record.height, record.width))
-    if not (x0 < x1 and y0 < y1):
+    checked = check_box((x0, y0, x1, y1), record.width, record.height, policy="clip",
+                        tolerance=CLIP_TOLERANCE)
+    if checked.box is None:
         report.append(ReportEntry(file, item, "skipped",
-                                  f"box has zero or negative size: {_show((x0, y0, x1, y1))}"))
+                                  f"box {checked.problem}: {_show((x0, y0, x1, y1))}"))
         return None
-    width = math.inf if record.width is None else record.width
-    height = math.inf if record.height is None else record.height
-    if x0 >= width or y0 >= height or x1 <= 0 or y1 <= 0:
-        report.append(ReportEntry(
-            file, item, "skipped",
-            f"box {_show((x0, y0, x1, y1))} lies entirely outside the "
-            f"{record.width}x{record.height} image"))
-        return None
-    clipped = (max(x0, 0.0), max(y0, 0.0), min(x1, width), min(y1, height))
-    if max(abs(a - b) for a, b in zip(clipped, (x0, y0, x1, y1))) > CLIP_TOLERANCE:
+    clipped = checked.box
+    if checked.clipped:
         report.append(ReportEntry(
             file, item, "clipped",
             f"box {_show((x0, y0, x1, y1))} clipped to the "

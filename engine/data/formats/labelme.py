@@ -107,6 +107,8 @@ def _read_file(json_file: Path, data: dict, index: FolderIndex, names: NamedCate
     image_path = _image_path(json_file, data, index, report)
     declared = (to_int(data.get("imageWidth")), to_int(data.get("imageHeight")))
     record, orientation = open_image_record(image_path, declared, file=file, report=report)
+    if not data["shapes"]:
+        record.status = "done"  # a file listing no shape: the image has no objects, a negative
     other_shapes: Counter[str] = Counter()
     for number, shape in enumerate(data["shapes"], start=1):
         if not isinstance(shape, dict):

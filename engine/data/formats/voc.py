@@ -24,17 +24,23 @@ in old versions, ``verified="no"``) on the others. ``verified="yes"`` makes the 
 has boxes and another file of the same read is verified (the source uses verification, and this
 one was not); when no file is verified (the VOC devkit, CVAT's and Roboflow's exports: tools
 without the flag) its status is left to the importer ("done" when it has boxes). One note says
-how many images were read as in progress. ``<difficult>`` and ``<truncated>`` become
-the box flags; an empty or unreadable flag counts as 0 with a note. An object without a name or
-a readable ``<bndbox>`` is skipped with a report entry; a malformed XML file in a folder is
-skipped with a report entry (a single malformed file given alone raises FormatError).
+how many images were read as in progress (whichever way). A file listing no ``<object>`` (and
+not ``verified="no"``) says its image has no objects: status "done", a negative to train on.
+``<difficult>`` and ``<truncated>`` become the box flags; an empty or unreadable flag counts
+as 0 with a note. An object without a name or a readable ``<bndbox>`` is skipped with a report
+entry; an object with several ``<bndbox>`` elements (some tools write one object with several
+boxes) gives one box each, with a note. A box is checked on its VOC corners before the
+conversion (:mod:`engine.box_validity`): ``xmin = xmax`` or ``ymin = ymax`` is zero area and
+skipped. A malformed XML file in a folder is skipped with a report entry (a single malformed
+file given alone raises FormatError).
 Categories get ids 1..K in alphabetical order of their names.
 
 Writing produces the devkit layout with LabelImg's XML (same elements, order and tab
 indentation): ``Annotations/<stem>.xml`` for every image, the images in ``JPEGImages/``
 (copied by default), and ``ImageSets/Main/{train,val,trainval,test}.txt`` when splits are set.
 ``verified="yes"`` is written for status "done" (and for a record without a status that has boxes,
-which an import makes done), ``verified="no"`` for "in_progress" (so that the status reads back
+which an import makes done) unless the image has no boxes (a file listing no object reads
+back as done), ``verified="no"`` for "in_progress" (so that the status reads back
 as it was), nothing for the others. ``<depth>`` is the image file's: 1 for a
 grayscale file, 3 otherwise (also when the file is missing or unreadable), as LabelImg writes it.
 """
@@ -46,6 +52,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from ...box_validity import check_box
 from ..annotations import SPLITS, AnnotationSet, ImageRecord, ReportEntry
 from .common import (
     FolderIndex,
@@ -110,19 +117,17 @@ def read_voc(path: Path) -> AnnotationSet:
 
 def _unverified_in_progress(annotations: AnnotationSet, path: Path) -> None:
     """Images with boxes but no verified attribute are in progress when others are verified
-    (see the module docstring); one note says how many."""
-    if not any(image.status == "done" for image in annotations.images):
-        return
-    unverified = [image for image in annotations.images
-                  if image.status is None and image.boxes]
-    for image in unverified:
-        image.status = "in_progress"
+    (see the module docstring); one note says how many images are in progress, and why."""
+    if any(image.status == "done" and image.boxes for image in annotations.images):
+        for image in annotations.images:
+            if image.status is None and image.boxes:
+                image.status = "in_progress"
     in_progress = sum(image.status == "in_progress" for image in annotations.images)
     if in_progress:
         annotations.report.append(ReportEntry(
             str(path), f"{in_progress} images", "note",
-            'not verified="yes" in LabelImg (others are): their status is "in progress"; '
-            'training uses only images marked done'))
+            'marked verified="no", or not verified="yes" while others are (LabelImg): their '
+            'status is "in progress"; training uses only images marked done'))
 
 
 def xml_files(path: Path) -> list[tuple[Path, Path | None]]:
@@ -222,24 +227,46 @@ def _read_annotation(root: ET.Element, xml_file: Path, devkit: Path | None, inde
     verified = root.get("verified", "").strip().lower()
     if verified in ("yes", "no"):
         record.status = "done" if verified == "yes" else "in_progress"
-    for number, obj in enumerate(root.findall("object"), start=1):
+    objects = root.findall("object")
+    if not objects and record.status is None:
+        # A file that lists no object says the image has none: a negative, done.
+        record.status = "done"
+    for number, obj in enumerate(objects, start=1):
         name = _text(obj, "name")
         item = f"object {number}" + (f" ({name})" if name else "")
         if not name:
             report.append(ReportEntry(file, item, "skipped", "object has no <name>"))
             continue
-        corners = [to_float(_text(obj, f"bndbox/{key}"))
-                   for key in ("xmin", "ymin", "xmax", "ymax")]
-        if any(value is None for value in corners):
+        bndboxes = obj.findall("bndbox") or [None]
+        if len(bndboxes) > 1:
             report.append(ReportEntry(
-                file, item, "skipped", "no <bndbox> with numeric xmin, ymin, xmax, ymax"))
-            continue
-        xmin, ymin, xmax, ymax = corners  # type: ignore[misc]
-        box = add_box(record, (xmin - 1, ymin - 1, xmax, ymax), 0, file=file, item=item,
-                      report=report, orientation=orientation,
-                      difficult=_flag(obj, "difficult", file, item, report),
-                      truncated=_flag(obj, "truncated", file, item, report))
-        names.add(box, name)
+                file, item, "note",
+                f"object has {len(bndboxes)} <bndbox> elements: imported as {len(bndboxes)} "
+                f"boxes of {name!r}, numbered 'box 1', 'box 2', ... in this report"))
+        difficult = _flag(obj, "difficult", file, item, report)
+        truncated = _flag(obj, "truncated", file, item, report)
+        for part, bndbox in enumerate(bndboxes, start=1):
+            where = item if len(bndboxes) == 1 else f"{item} box {part}"
+            corners = [None if bndbox is None else to_float(_text(bndbox, key))
+                       for key in ("xmin", "ymin", "xmax", "ymax")]
+            if any(value is None for value in corners):
+                report.append(ReportEntry(
+                    file, where, "skipped", "no <bndbox> with numeric xmin, ymin, xmax, ymax"))
+                continue
+            xmin, ymin, xmax, ymax = corners  # type: ignore[misc]
+            # Checked on VOC's own corners first: xmin = xmax is a click without a drag (zero
+            # area), though the 1-based conversion below would make it one pixel wide.
+            problem = check_box((xmin, ymin, xmax, ymax)).problem
+            if problem is not None:
+                report.append(ReportEntry(
+                    file, where, "skipped",
+                    f"box {problem}: xmin {format_number(xmin)}, ymin {format_number(ymin)}, "
+                    f"xmax {format_number(xmax)}, ymax {format_number(ymax)}"))
+                continue
+            box = add_box(record, (xmin - 1, ymin - 1, xmax, ymax), 0, file=file, item=where,
+                          report=report, orientation=orientation, difficult=difficult,
+                          truncated=truncated)
+            names.add(box, name)
     if not filename:
         report.append(ReportEntry(file, "filename", "note",
                                   f"no <filename>; image looked up as {image_path.name}"))
@@ -355,6 +382,8 @@ def _annotation_xml(image: ImageRecord, image_path: Path, size: tuple[int, int],
     # A record without a status (read from a format that has none) is what the importer
     # would make of it: done when it has boxes.
     status = image.status or ("done" if image.boxes else None)
+    if status == "done" and not image.boxes:
+        status = None  # a file listing no object already says "done, no objects"
     if status in _VERIFIED:
         top.set("verified", _VERIFIED[status])
     _sub(top, "folder", image_path.parent.name)

@@ -284,6 +284,9 @@ def _read_image(image: Path, names: dict[int, str] | None, used_labels: set[Path
         report.append(ReportEntry(file, "file", "skipped", f"cannot read the file: {error}"))
         return record
     rows = [(n, line.split()) for n, line in enumerate(lines, start=1) if line.strip()]
+    if not rows:
+        record.status = "done"  # an empty label file: a background image (Ultralytics)
+        return record
     if rows and (record.width is None or record.height is None):
         report.append(ReportEntry(file, "file", "skipped",
                                   f"{len(rows)} boxes skipped: the size of {image} is unknown "

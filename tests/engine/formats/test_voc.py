@@ -131,7 +131,8 @@ def test_devkit_layout_with_splits_round_trips(tmp_path, sample_set):
     assert box_table(back) == box_table(sample_set)
     # b.png had no status but a box (an import makes it done): written verified="yes" too.
     assert {Path(i.path).name: (i.split, i.status) for i in back.images} == {
-        "café photo 1.jpg": ("train", "done"), "b.png": ("val", "done"), "empty.jpg": (None, None)}
+        "café photo 1.jpg": ("train", "done"), "b.png": ("val", "done"),
+        "empty.jpg": (None, "done")}
     assert all(Path(i.path).parent == tmp_path / "devkit" / "JPEGImages" for i in back.images)
     # The devkit's Annotations/ folder and a single XML file read the same.
     assert box_table(read_annotations(tmp_path / "devkit" / "Annotations")) == box_table(back)
@@ -162,7 +163,7 @@ def test_verified_and_depth_read_back_as_labelimg_wrote_them(tmp_path):
     (source / "empty.xml").write_text(voc_xml("empty.jpg", ""))
     first = read_annotations(source, "voc")
     assert {Path(i.path).name: i.status for i in first.images} == {
-        "done.jpg": "done", "empty.jpg": None, "gray.png": "in_progress",
+        "done.jpg": "done", "empty.jpg": "done", "gray.png": "in_progress",
         "old.jpg": "in_progress"}
     assert [(e.item, e.action) for e in first.report] == [("2 images", "note")]
     write_annotations(first, "voc", tmp_path / "out", images="none")

@@ -113,7 +113,7 @@ def test_a_refused_box_replacement_changes_nothing(project):
     with pytest.raises(ProjectError, match="no category with id 42"):
         project.set_boxes(image, [_box(0, 0, 1, 1, cat), _box(0, 0, 1, 1, 42)],
                           base=project.boxes(image))
-    with pytest.raises(ValueError, match="empty box"):
+    with pytest.raises(ValueError, match="zero or negative size"):
         project.set_boxes(image, [_box(3, 0, 1, 1, cat)], base=project.boxes(image))
     with pytest.raises(ValueError, match="score is required"):
         project.set_boxes(image, [_box(0, 0, 1, 1, cat, source="predicted")],
