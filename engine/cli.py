@@ -142,8 +142,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
     distributed = _init_distributed()
     control = Control()
     restore_interrupt = _stop_on_first_interrupt(control)
+    progress = TerminalProgress()
+    progress.start_heartbeat()  # in a log: never silent for longer than 20 s
     try:
-        run_job(job, report=TerminalProgress(), control=control)
+        run_job(job, report=progress, control=control)
     except TrainingError as error:
         if error.kind == "config":  # settings that cannot be used: nothing was trained
             print(f"frcnn: error: {error}", file=sys.stderr)
@@ -151,6 +153,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         print(f"frcnn: training stopped: {error}", file=sys.stderr)
         return 1
     finally:
+        progress.close()
         restore_interrupt()
         if distributed:
             import torch.distributed as dist

@@ -124,7 +124,9 @@ class TrainingView(QWidget):
         self.measure_button = QPushButton("Measure")
         self.measure_button.setToolTip("Time a few training steps of these settings here, to "
                                        "see how long the run will take.")
+        self.measured_steps = MEASURED_STEPS
         self._measuring = None  # the timing task under way
+        self._measured_once = False
         self._runner: TaskRunner | None = None
         self.start_button = QPushButton("Start")
         self.pause_button = QPushButton("Pause")
@@ -256,11 +258,12 @@ class TrainingView(QWidget):
             return
         if self._runner is None:
             self._runner = TaskRunner(self, name="training-timing")
-        self.duration.setText(f"Expected duration: timing {MEASURED_STEPS} steps here…")
+        steps = self.measured_steps
+        self.duration.setText(f"Expected duration: timing {steps} steps here…")
         self.measure_button.setEnabled(False)
 
         def run(task):
-            return measure_job(job, MEASURED_STEPS, cancelled=lambda: task.cancelled)
+            return measure_job(job, steps, cancelled=lambda: task.cancelled)
 
         self._measuring = self._runner.submit(run, on_done=self._measured,
                                               on_error=self._measure_failed)
@@ -269,6 +272,7 @@ class TrainingView(QWidget):
         self._measuring = None
         self.measure_button.setEnabled(not self.is_running())
         if expected is not None:
+            self._measured_once = True
             self.duration.setText(f"Expected duration: {expected.describe()}.")
 
     def _measure_failed(self, error: BaseException, _trace: str) -> None:
@@ -277,7 +281,7 @@ class TrainingView(QWidget):
         self.duration.setText(f"Expected duration: could not measure ({error}).")
 
     def _settings_changed(self) -> None:
-        if self._measuring is None:
+        if self._measuring is None and self._measured_once:
             self.duration.setText("Expected duration: the settings changed; Measure again.")
 
     # ------------------------------------------------------------------ commands

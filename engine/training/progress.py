@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from collections.abc import Callable
 from typing import TextIO
@@ -22,10 +23,11 @@ def format_duration(seconds: float | None) -> str:
 
 class TerminalProgress:
     """A report callback for :class:`~engine.training.trainer.Trainer`. On a terminal the step
-    line redraws in place; in a log (not a terminal) a line every ``log_every`` steps and
-    whenever ``every_s`` seconds have passed since the last line, so a log never goes silent
-    for longer than a step (or ``every_s``) takes. Evaluation says when it begins and how far
-    it got."""
+    line redraws in place; in a log (not a terminal) a line every ``log_every`` steps and at
+    the end of the first step ``every_s`` seconds after the last line. With
+    :meth:`start_heartbeat` a thread adds a line when a step (or the start, or an evaluation)
+    keeps the log silent for ``every_s``: a log never goes silent for longer. Evaluation says
+    when it begins and how far it got. :meth:`close` ends the heartbeat."""
 
     def __init__(self, stream: TextIO | None = None, width: int = 28,
                  log_every: int = 20, every_s: float = 20.0,
@@ -40,8 +42,40 @@ class TerminalProgress:
         self.interactive = stream.isatty()
         self._open_line = False
         self._last_line = clock()
+        self._lock = threading.RLock()
+        self._state = "starting: loading the model and the images"
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
 
+    def start_heartbeat(self, period_s: float = 1.0) -> None:
+        """In a log, check every ``period_s`` whether a line is due (see :meth:`beat`)."""
+        if self.interactive or self._thread is not None:
+            return
+
+        def loop() -> None:
+            while not self._stop.wait(period_s):
+                self.beat()
+
+        self._thread = threading.Thread(target=loop, name="progress-heartbeat", daemon=True)
+        self._thread.start()
+
+    def beat(self) -> None:
+        """A line saying where the run is when ``every_s`` have passed since the last one."""
+        with self._lock:
+            silent = self.clock() - self._last_line
+            if not self.interactive and silent >= self.every_s:
+                self._print(f"{self._state} ({format_duration(silent)} since the last line)")
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
     def __call__(self, event: dict) -> None:
+        with self._lock:
+            self._show(event)
+
+    def _show(self, event: dict) -> None:
         kind = event["event"]
         if kind == "step":
             self._step(event)
@@ -51,6 +85,7 @@ class TerminalProgress:
             return
         self._end_line()
         if kind == "started":
+            self._state = "at step 0: the first step is under way"
             budget = event.get("time_budget_s")
             plan = (f"a time budget of {format_duration(budget)}" if budget is not None else
                     f"{event['epochs']} epochs of {event['steps_per_epoch']} steps")
@@ -89,6 +124,7 @@ class TerminalProgress:
         done = event["step"] / total
         filled = round(done * self.width)
         rate = event["images_per_s"]
+        self._state = f"at step {event['step']}/{total}: the next step is under way"
         line = (f"[{'#' * filled}{'.' * (self.width - filled)}] {event['step']}/"
                 f"{total} epoch {event['epoch']} loss {event['loss']:.3f} "
                 f"lr {event['lr']:.3g} {rate or 0:.2f} img/s ETA {format_duration(event['eta_s'])}")
@@ -102,6 +138,7 @@ class TerminalProgress:
 
     def _evaluating(self, event: dict) -> None:
         done, total = event["done"], event["total"]
+        self._state = f"evaluating: {done}/{total} images done"
         if done == 0:
             self._end_line()
             self._print(f"evaluating on {total} val images...")

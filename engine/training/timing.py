@@ -9,9 +9,12 @@ its time budget). The model's weights change during the measurement; nothing is 
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 import time
 from dataclasses import dataclass, replace
+
+import torch
 
 from .job import TrainingJob, make_trainer
 from .progress import format_duration
@@ -38,8 +41,8 @@ class ExpectedDuration:
     def describe(self) -> str:
         """In words, e.g. "about 12:40: 180 steps at 3.9 s a step (3 steps timed here), 3
         evaluations"."""
-        timed = (f"{self.seconds_per_step:.1f} s a step ({self.steps_timed} steps timed "
-                 f"here)")
+        timed = (f"{self.seconds_per_step:.1f} s a step ({self.steps_timed} "
+                 f"step{'s' if self.steps_timed != 1 else ''} timed here)")
         epochs = self.total_steps / max(self.steps_per_epoch, 1)
         if self.budget_s is not None:
             return (f"{format_duration(self.budget_s)} (the time budget): about "
@@ -49,12 +52,23 @@ class ExpectedDuration:
                 f"{self.evaluations} evaluation{'s' if self.evaluations != 1 else ''}")
 
 
+@contextlib.contextmanager
+def _flushing_denormals():
+    """As training does (see :meth:`Trainer.run`): denormal floats as zero on the CPU."""
+    flushing = torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        if flushing:
+            torch.set_flush_denormal(False)
+
+
 def measure_job(job: TrainingJob, steps: int = 3, cancelled=lambda: False
                 ) -> ExpectedDuration | None:
     """Time ``steps`` training steps of ``job`` after one untimed one (see the module
     docstring); None when ``cancelled()`` turned true. Raises TrainingError as training
     would."""
-    with tempfile.TemporaryDirectory(prefix="frcnn-timing-") as folder:
+    with tempfile.TemporaryDirectory(prefix="frcnn-timing-") as folder, _flushing_denormals():
         trainer = make_trainer(replace(job, out=folder, resume=None))
         settings = trainer.settings
         per_epoch = trainer.steps_per_epoch()

@@ -167,6 +167,8 @@ class Trainer:
         torch.manual_seed(self.settings.seed)
         self.position = _Position()
         self.elapsed_s = 0.0  # time spent training and evaluating (over resumes), pauses not
+        self._clock = time.perf_counter()  # when elapsed_s was last brought up to date
+        self._last_rate: float | None = None  # images per second, lately
         resume_state = self._build_model(detector, init_weights, resume)
         self.autocast_dtype = autocast_dtype(self.device, self.settings.amp)
         self.amp = self.autocast_dtype is not None
@@ -281,7 +283,6 @@ class Trainer:
             time_budget_s=budget, left_out=self.left_out))
         self.model.train()
         self._clock = time.perf_counter()
-        self._last_rate: float | None = None
         timer = _Throughput()
         while budget is not None or self.position.epoch < settings.epochs:
             epoch = self.position.epoch

@@ -59,7 +59,7 @@ def test_durations_parse():
     assert parse_duration("10m") == 600 and parse_duration("90s") == 90
     assert parse_duration("1h30m") == 5400 and parse_duration("45") == 45
     for bad in ("", "ten minutes", "0m"):
-        with pytest.raises(Exception, match="duration|above zero"):
+        with pytest.raises(Exception, match=r"duration|above zero"):
             parse_duration(bad)
 
 

@@ -110,12 +110,12 @@ def test_presets_are_listed_with_the_users_own_and_bad_files_are_named(tmp_path)
     assert {"cpu", "reference-gpu", "demo-cpu", "raccoon-cpu", "mine"} <= set(names)
     assert "broken" not in names
     assert find_preset("mine", tmp_path).detector == {"min_size": 416}
-    with pytest.raises(ValueError, match="broken.json: not JSON"):
+    with pytest.raises(ValueError, match=r"broken\.json: not JSON"):
         load_preset(tmp_path / "broken.json")
     with pytest.raises(ValueError, match="no preset named 'nope'; there are cpu"):
         find_preset("nope")
     (tmp_path / "typo.json").write_text('{"detector": {}, "training": {"epoch": 3}}')
-    with pytest.raises(ValueError, match="typo.json: unknown training settings: epoch"):
+    with pytest.raises(ValueError, match=r"typo\.json: unknown training settings: epoch"):
         load_preset(tmp_path / "typo.json")
 
 
@@ -161,3 +161,21 @@ def test_the_start_line_names_the_budget_precision_and_what_is_left_out():
                      "time budget of 08:00, batch 4, lr 0.005")
     assert second.startswith("left out of training and evaluation: train: 3 images (2 "
                              "in_progress, 1 missing). Only images marked done")
+
+
+def test_a_step_longer_than_the_interval_still_gets_a_line_from_the_heartbeat():
+    stream, clock = io.StringIO(), _Clock()
+    progress = TerminalProgress(stream, every_s=20.0, clock=clock)
+    clock.now = 19.0
+    progress.beat()
+    assert stream.getvalue() == ""
+    clock.now = 21.0
+    progress.beat()  # still loading the model: said so
+    progress(_step(1))
+    clock.now = 45.0
+    progress.beat()  # step 2 takes long: the log hears of it
+    assert stream.getvalue().splitlines() == [
+        "starting: loading the model and the images (00:21 since the last line)",
+        "at step 1/1000: the next step is under way (00:24 since the last line)"]
+    progress.start_heartbeat(period_s=0.01)  # the thread runs and stops
+    progress.close()
