@@ -3,9 +3,13 @@ the settings it chooses for the device and the data, and the ETA's error along t
 
     python bench/train_cpu_preset.py demo [--out runs/bench-demo] [-- TRAIN OPTIONS]
     python bench/train_cpu_preset.py raccoon --time-budget 15m
+    python bench/train_cpu_preset.py dense
 
 ``demo`` writes the demo project (``frcnn demo``); ``raccoon`` imports ``../shared/data/raccoon``
-with its own train/test split (as ``bench/train_raccoon.py`` does). Then it runs ``frcnn train``
+with its own train/test split (as ``bench/train_raccoon.py`` does); ``dense`` writes a
+synthetic dense set (120 images of 480x360, 10 to 16 small shapes of 10-28 px each, 3 classes:
+about 13 boxes per image, as dense real sets have) as a COCO file and imports it with ``frcnn
+import``, marks it done and splits it 80/20. Then it runs ``frcnn train``
 (no ``--config``: the preset chosen for the CPU and the project) and prints, as JSON: the wall
 time from the command's start to its exit, the load average before and after (the machine may be
 shared), the run's evaluations, its steps and precision, and the ETA's error: at each step
@@ -53,14 +57,21 @@ def eta_errors(events: list[dict]) -> list[float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("data", choices=("demo", "raccoon"))
+    parser.add_argument("data", choices=("demo", "raccoon", "dense"))
     parser.add_argument("--out", type=Path)
     parser.add_argument("train_options", nargs="*", help="after --: more frcnn train options")
     args, extra = parser.parse_known_args()
+    extra = [option for option in extra if option != "--"]
     out = args.out or ROOT / "runs" / f"bench-{args.data}"
     project = out / "project"
     if args.data == "demo":
         subprocess.run([frcnn_command(), "demo", "--out", str(project)], check=True)
+    elif args.data == "dense":
+        source = write_dense_set(out / "dense")
+        for command in (["import", str(source / "instances.json"), "--project", str(project)],
+                        ["set-status", "--project", str(project), "--status", "done", "--all"],
+                        ["split", "--project", str(project), "--train", "0.8", "--val", "0.2"]):
+            subprocess.run([frcnn_command(), *command], check=True)
     else:
         from bench.train_raccoon import build_project
 
@@ -92,6 +103,54 @@ def main() -> None:
     }
     print(json.dumps(result, indent=1))
     (out / "result.json").write_text(json.dumps(result, indent=1))
+
+
+def write_dense_set(folder: Path, count: int = 120, seed: int = 0) -> Path:
+    """Images with many small objects and their COCO file ``folder/instances.json``."""
+    import random
+
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    rng = random.Random(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    classes = ("dot", "block", "wedge")
+    images, annotations = [], []
+    for index in range(count):
+        noise = np.random.default_rng(seed * 1000 + index).integers(90, 170, (360, 480, 3))
+        image = Image.fromarray(noise.astype("uint8"))
+        draw = ImageDraw.Draw(image)
+        boxes: list[tuple[int, int, int, int]] = []
+        for _ in range(rng.randint(10, 16)):
+            size = rng.randint(10, 28)
+            for _attempt in range(20):
+                x0, y0 = rng.randint(0, 480 - size), rng.randint(0, 360 - size)
+                box = (x0, y0, x0 + size, y0 + size)
+                if all(box[2] <= o[0] or o[2] <= box[0] or box[3] <= o[1] or o[3] <= box[1]
+                       for o in boxes):
+                    break
+            else:
+                continue
+            kind = rng.randrange(3)
+            colour = tuple(rng.randint(0, 255) for _ in range(3))
+            if kind == 0:
+                draw.ellipse(box, fill=colour)
+            elif kind == 1:
+                draw.rectangle((box[0], box[1], box[2] - 1, box[3] - 1), fill=colour)
+            else:
+                draw.polygon([(x0 + size / 2, y0), (x0 + size - 1, y0 + size - 1),
+                              (x0, y0 + size - 1)], fill=colour)
+            boxes.append(box)
+            annotations.append({"id": len(annotations) + 1, "image_id": index + 1,
+                                "category_id": kind + 1, "bbox": [x0, y0, size, size],
+                                "area": size * size, "iscrowd": 0})
+        name = f"dense_{index:03d}.png"
+        image.save(folder / name)
+        images.append({"id": index + 1, "file_name": name, "width": 480, "height": 360})
+    (folder / "instances.json").write_text(json.dumps({
+        "images": images, "annotations": annotations,
+        "categories": [{"id": i + 1, "name": name} for i, name in enumerate(classes)]}))
+    return folder
 
 
 def _cpu_name() -> str:

@@ -12,7 +12,7 @@ them in its data folder's ``presets/``).
   a short time budget, 4 images per step, smaller RPN and box-head samples) fitted to the data
   (:func:`fit_to_data`): the short side the images are resized to, from the images' size and
   how small their objects are, smaller anchors for small objects, and a time budget from the
-  number of images.
+  number of images and their size.
 """
 
 from __future__ import annotations
@@ -40,7 +40,8 @@ SMALL_OBJECT_PX = 24  # the size the smaller objects (20th percentile) should ke
 SIZE_STEP = 32  # sizes are multiples of the backbone's largest stride that matters here
 MAX_SIZE_RATIO = 1333 / 800  # torchvision's longest side to shortest side
 SMALL_ANCHORS = ((16,), (32,), (64,), (128,), (256,))  # for objects below 32 px at that size
-# A CPU budget: seconds per training image, between these bounds (rounded to the minute).
+# A CPU budget: seconds per training image (at 320 px; by the pixels above), between these
+# bounds (rounded to the minute).
 BUDGET_S_PER_IMAGE = 2.0
 BUDGET_BOUNDS_S = (240.0, 900.0)
 
@@ -169,7 +170,10 @@ def fit_to_data(preset: Preset, profile: DataProfile) -> Preset:
                            "size")
     if profile.images and "time_budget_s" in training:
         low, high = BUDGET_BOUNDS_S
-        budget = min(high, max(low, BUDGET_S_PER_IMAGE * profile.images))
+        # A step's time grows with the pixels: images larger than 320 px get more time each.
+        size = detector.get("min_size", CPU_MIN_SIZE)
+        per_image = BUDGET_S_PER_IMAGE * max(1.0, (size / CPU_MIN_SIZE) ** 2)
+        budget = min(high, max(low, per_image * profile.images))
         training["time_budget_s"] = 60.0 * round(budget / 60)
         reasons.append(f"time budget {_minutes(training['time_budget_s'])} for "
                        f"{profile.images} training images")
