@@ -10,8 +10,9 @@ precision on CUDA (float16) and on CPUs that compute bfloat16 natively (see
 
 With a time budget (``time_budget_s``) the same schedule is laid over time instead of steps:
 the warmup ends after ``warmup_iters`` steps or 5% of the training time, whichever comes first,
-the decays come at 16/26 and 22/26 of the training time, and the run ends when the budget is
-spent, with its evaluation inside it (see :meth:`TrainSettings.budget_lr_factor`). Epochs then
+the decays come at 16/26 and 22/26 of the training time (each step's rate taken at the time it
+is expected to end), and the run ends when the budget is spent, with its evaluation inside it
+(see :meth:`TrainSettings.budget_lr_factor`). Epochs then
 do not limit the run.
 """
 

@@ -60,9 +60,10 @@ from .settings import TrainSettings
 
 Report = Callable[[dict], None]
 # Evaluation takes about this share of a training step's time per image (inference alone,
-# measured 0.57-0.60 on EfficientNet-Lite0 and ResNet-50); a budget keeps that much for its
-# final evaluation.
+# measured 0.57-0.60 on EfficientNet-Lite0 and ResNet-50 in float32): the guess until a
+# budgeted run has timed an inference itself.
 EVAL_TIME_PER_TRAIN_TIME = 0.6
+TIME_INFERENCE_AT_STEP = 2  # a budgeted run times one validation image after this step
 EVAL_REPORT_EVERY_S = 10.0
 
 
@@ -169,6 +170,8 @@ class Trainer:
         self.elapsed_s = 0.0  # time spent training and evaluating (over resumes), pauses not
         self._clock = time.perf_counter()  # when elapsed_s was last brought up to date
         self._last_rate: float | None = None  # images per second, lately
+        # (seconds to run one validation image, seconds of training per image then)
+        self._inference_s: tuple[float, float] | None = None
         resume_state = self._build_model(detector, init_weights, resume)
         self.autocast_dtype = autocast_dtype(self.device, self.settings.amp)
         self.amp = self.autocast_dtype is not None
@@ -283,6 +286,7 @@ class Trainer:
             time_budget_s=budget, left_out=self.left_out))
         self.model.train()
         self._clock = time.perf_counter()
+        self._resumed_at = self.position.step
         timer = _Throughput()
         while budget is not None or self.position.epoch < settings.epochs:
             epoch = self.position.epoch
@@ -322,6 +326,9 @@ class Trainer:
                     return self._stopped(reason="max_steps")
                 if budget is not None and self._budget_spent(rate):
                     return self._finish_budget(epoch)
+                if budget is not None and self.position.step == TIME_INFERENCE_AT_STEP + \
+                        self._resumed_at and self._steps_left(rate) > 20:
+                    self._time_inference()
             self.position = _Position(epoch + 1, 0, self.position.step)
             evaluate = budget is None and (
                 (settings.eval_every and (epoch + 1) % settings.eval_every == 0)
@@ -342,13 +349,41 @@ class Trainer:
 
     def _eval_reserve(self, rate: float | None) -> float:
         """Seconds kept from the budget for the final evaluation and checkpoints: the
-        validation images at :data:`EVAL_TIME_PER_TRAIN_TIME` of a training image's time, at most
+        validation images at the time one took when timed (:meth:`_time_inference`), scaled
+        by how much the training's speed changed since (a machine others load slows both), or
+        at :data:`EVAL_TIME_PER_TRAIN_TIME` of a training image's time before that; at most
         half the budget."""
         if not rate:
             return 0.0
         per_image = self.world_size / rate  # seconds of one process's training per image
-        seconds = len(self.val_data) * per_image * EVAL_TIME_PER_TRAIN_TIME + 2.0
+        if self._inference_s is not None:
+            measured, train_then = self._inference_s
+            eval_per_image = measured * per_image / train_then
+        else:
+            eval_per_image = per_image * EVAL_TIME_PER_TRAIN_TIME
+        seconds = len(self.val_data) * eval_per_image + 2.0
         return min(seconds, 0.5 * self.settings.time_budget_s)
+
+    def _time_inference(self) -> None:
+        """Time the model on one validation image (the second of two runs: the first pays
+        for warm-up), as the evaluation runs it; kept with the training's time per image."""
+        if self.rank != 0 or len(self.val_data) == 0 or not self._last_rate:
+            return
+        try:
+            sample = self.val_data[0]
+        except ImageLoadError:
+            return
+        self.model.eval()
+        try:
+            with torch.inference_mode(), autocast(self.device, self.autocast_dtype):
+                image = [sample.image.to(self.device)]
+                self.model(image)
+                start = time.perf_counter()
+                self.model(image)
+                seconds = time.perf_counter() - start
+        finally:
+            self.model.train()
+        self._inference_s = (seconds, self.world_size / self._last_rate)
 
     def _training_time(self, rate: float | None) -> float:
         return self.settings.time_budget_s - self._eval_reserve(rate)
@@ -362,12 +397,24 @@ class Trainer:
             spent = bool(flag.item() > 0)
         return spent
 
+    def _steps_left(self, rate: float | None) -> float:
+        """Steps the budget's training time still holds at the current speed."""
+        if not rate:
+            return math.inf
+        per_step = self.settings.batch_size * self.world_size / rate
+        return (self._training_time(rate) - self.elapsed_s) / per_step
+
     def _lr_factor(self, per_epoch: int) -> float:
+        """The rate's multiplier for the step about to run. With a budget, taken at the time
+        the step is expected to end, so that the step that spends the budget runs at the fully
+        decayed rate."""
         settings = self.settings
         if settings.time_budget_s is None:
             return settings.lr_factor(self.position.step, per_epoch)
         self._tick()
-        fraction = self.elapsed_s / max(self._training_time(self._last_rate), 1e-9)
+        rate = self._last_rate
+        ahead = settings.batch_size * self.world_size / rate if rate else 0.0
+        fraction = (self.elapsed_s + ahead) / max(self._training_time(rate), 1e-9)
         return settings.budget_lr_factor(self.position.step, min(fraction, 1.0))
 
     def _finish_budget(self, epoch: int) -> str:
