@@ -72,7 +72,7 @@ def test_the_readme_command_sequence_runs_as_written(tmp_path):
     for line in readme_commands():
         command = line.replace(*SHORTER)
         result = subprocess.run(command, shell=True, cwd=tmp_path, env=env, text=True,
-                                capture_output=True, timeout=900)
+                                capture_output=True, timeout=1800)
         if line.startswith(NEEDS_DOWNLOAD):
             assert result.returncode == 2 and "fasterrcnn_resnet50_fpn_coco" in result.stderr
             continue
