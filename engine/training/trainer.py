@@ -415,6 +415,11 @@ class Trainer:
         rate = self._last_rate
         ahead = settings.batch_size * self.world_size / rate if rate else 0.0
         fraction = (self.elapsed_s + ahead) / max(self._training_time(rate), 1e-9)
+        if self.world_size > 1:
+            # One rate for every process (their clocks differ a little): process 0's.
+            shared = torch.tensor([fraction], device=self._collective_device())
+            dist.broadcast(shared, 0)
+            fraction = float(shared.item())
         return settings.budget_lr_factor(self.position.step, min(fraction, 1.0))
 
     def _finish_budget(self, epoch: int) -> str:
