@@ -116,10 +116,16 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     job = TrainingJob(project=str(args.project), out=str(args.out), weights=args.weights,
                       device=args.device, resume=str(args.resume) if args.resume else None)
-    if args.config:
-        loaded = json.loads(Path(args.config).read_text(encoding="utf-8"))
-        job.detector = dict(loaded.get("detector", {}))
-        job.training = dict(loaded.get("training", {}))
+    if args.config and args.preset:
+        raise ValueError("give --config or --preset, not both (a preset is a settings file)")
+    # A resumed run keeps the settings its checkpoint holds, unless a file is named.
+    if args.config or args.preset or not args.resume:
+        preset = _train_preset(args)
+        job.detector, job.training = dict(preset.detector), dict(preset.training)
+    if args.time_budget is not None:
+        job.training["time_budget_s"] = args.time_budget
+    if args.no_amp:
+        job.training["amp"] = False
     if args.backbone:
         job.detector["backbone"] = args.backbone
     for option, key in (("epochs", "epochs"), ("batch_size", "batch_size"), ("lr", "lr"),
@@ -133,18 +139,68 @@ def _cmd_train(args: argparse.Namespace) -> int:
     distributed = _init_distributed()
     control = Control()
     restore_interrupt = _stop_on_first_interrupt(control)
+    progress = TerminalProgress()
+    progress.start_heartbeat()  # in a log: never silent for longer than 20 s
     try:
-        outcome = run_job(job, report=TerminalProgress(), control=control)
+        run_job(job, report=progress, control=control)
     except TrainingError as error:
+        if error.kind == "config":  # settings that cannot be used: nothing was trained
+            print(f"frcnn: error: {error}", file=sys.stderr)
+            return 2
         print(f"frcnn: training stopped: {error}", file=sys.stderr)
         return 1
     finally:
+        progress.close()
         restore_interrupt()
         if distributed:
             import torch.distributed as dist
 
             dist.destroy_process_group()
-    return 0 if outcome == "finished" else 3
+    return 0  # finished, or stopped as asked (Ctrl-C, --max-steps) with last.pt written
+
+
+def _train_preset(args: argparse.Namespace):
+    """The settings a new run starts from: --config's file, --preset's, or the preset chosen
+    for the device and the project's training images (said on stderr)."""
+    from .data.project import Project
+    from .training.presets import choose_preset, find_preset, load_preset
+    from .training.trainer import resolve_device
+
+    if args.config:
+        return load_preset(args.config)
+    if args.preset:
+        return find_preset(args.preset)
+    with Project.open(args.project) as project:
+        records = project.dataset("train")
+    preset = choose_preset(resolve_device(args.device).type, records)
+    print(f"settings: preset {preset.summary()} ({'; '.join(preset.reasons)}); --preset or "
+          "--config for others", file=sys.stderr)
+    return preset
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in "90s", "10m", "1h", "1h30m" or a bare number of seconds. ArgumentTypeError
+    for anything else."""
+    import re
+
+    match = re.fullmatch(r"\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*"
+                         r"(?:(\d+(?:\.\d+)?)s?)?\s*", text)
+    if not text.strip() or match is None or not any(match.groups()):
+        raise argparse.ArgumentTypeError(f"{text!r}: give a duration such as 10m, 90s or 1h30m")
+    hours, minutes, seconds = (float(part or 0) for part in match.groups())
+    total = hours * 3600 + minutes * 60 + seconds
+    if total <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: a time budget must be above zero")
+    return total
+
+
+TRAIN_EXIT_CODES = """exit status:
+  0  training finished (all epochs, or its --time-budget), or stopped as asked (Ctrl-C,
+     --max-steps); last.pt holds the run, best.pt the best evaluated weights (after an
+     evaluation)
+  1  training failed (the loss became NaN, out of memory, unusable data); the last checkpoint
+     written stays
+  2  bad options, files or settings (nothing trained)"""
 
 
 def _stop_on_first_interrupt(control):
@@ -184,12 +240,23 @@ def _init_distributed() -> bool:
 
 def _add_train_commands(commands: argparse._SubParsersAction) -> None:
     train = commands.add_parser(
-        "train", help="train a detector on a project's train split, evaluating on val")
+        "train", help="train a detector on a project's train split, evaluating on val",
+        epilog=TRAIN_EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
     train.add_argument("--project", type=Path, required=True)
     train.add_argument("--out", type=Path, required=True, help="the run folder")
     train.add_argument("--config", type=Path,
                        help='JSON: {"detector": {DetectorConfig fields}, "training": '
                             '{TrainSettings fields}}')
+    train.add_argument("--preset", help="a preset by name (cpu, reference-gpu, demo-cpu, ...: "
+                                        "the files in resources/configs) or file; default: "
+                                        "the one chosen for the device and the data")
+    train.add_argument("--time-budget", type=parse_duration, metavar="DURATION",
+                       help="train this long (10m, 90s, 1h30m), final evaluation included: the "
+                            "learning-rate schedule is laid out over the time; epochs no "
+                            "longer limit the run")
+    train.add_argument("--no-amp", action="store_true",
+                       help="train in float32 (default: bfloat16 autocast on CPUs that have "
+                            "it, float16 on CUDA)")
     train.add_argument("--backbone", help="efficientnet_lite0 (default: its ImageNet weights "
                                           "ship with the program), resnet18/34/50/101, "
                                           "mobilenet_v3_large")
@@ -216,6 +283,9 @@ def _add_train_commands(commands: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--split", default="val")
     evaluate.add_argument("--device", default="auto")
     evaluate.add_argument("--json", type=Path, help="also write the numbers here")
+    evaluate.add_argument("--no-amp", action="store_true",
+                          help="run in float32 (default: bfloat16 autocast on CPUs that have "
+                               "it, float16 on CUDA)")
     evaluate.set_defaults(func=_cmd_eval)
 
     predict = commands.add_parser(
@@ -226,6 +296,9 @@ def _add_train_commands(commands: argparse._SubParsersAction) -> None:
     predict.add_argument("--out", type=Path, required=True, help="the results JSON")
     predict.add_argument("--device", default="auto")
     predict.add_argument("--score-thresh", type=float, help="drop detections below this")
+    predict.add_argument("--no-amp", action="store_true",
+                         help="run in float32 (default: bfloat16 autocast on CPUs that have "
+                              "it, float16 on CUDA)")
     predict.add_argument("--coco", type=Path, metavar="GT.json",
                          help="take each image's image_id from this COCO file (e.g. from "
                               "frcnn export-annotations), so that pycocotools' loadRes and "
@@ -238,6 +311,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from .data.project import Project
     from .detector.checkpoint import load_detector
     from .detector.class_map import map_classes
+    from .detector.precision import autocast_dtype
     from .training.data import DetectionDataset
     from .training.evaluation import evaluate_model
     from .training.trainer import resolve_device
@@ -267,8 +341,10 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     records = [_only_categories(r, set(class_map.to_category.values())) for r in records]
     dataset = DetectionDataset(records, classes,
                                input_check=detector.model.transform.size_check())
+    print(f"evaluating {len(records)} {args.split} images...", file=sys.stderr)
     skipped: list = []
-    result = evaluate_model(detector.model, dataset, classes, device=device, skipped=skipped)
+    result = evaluate_model(detector.model, dataset, classes, device=device, skipped=skipped,
+                            autocast_dtype=autocast_dtype(device, False if args.no_amp else None))
     for item in skipped:
         print(f"skipped: {item.reason}", file=sys.stderr)
     if skipped:
@@ -294,6 +370,7 @@ def _only_categories(record, category_ids: set[int]):
 def _cmd_predict(args: argparse.Namespace) -> int:
 
     from .detector.checkpoint import load_detector
+    from .detector.precision import autocast_dtype
     from .training.trainer import resolve_device
 
     # Image ids first: an image missing from --coco fails before the model is loaded.
@@ -303,6 +380,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     detector = load_detector(args.checkpoint, device)
     names = detector.class_names()
     category_of = {c.class_id: c.category_id for c in detector.classes}
+    dtype = autocast_dtype(device, False if args.no_amp else None)
     results, skipped = [], 0
     if args.score_thresh is not None:
         from dataclasses import replace
@@ -313,7 +391,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             settings, score_thresh=args.score_thresh)
     for path in args.images:
         # One image that fails is reported by name and skipped: the others' results are kept.
-        found = _detect_one(detector.model, path, device)
+        found = _detect_one(detector.model, path, device, dtype)
         if found is None:
             skipped += 1
             continue
@@ -335,12 +413,14 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     return 0 if not skipped else 1
 
 
-def _detect_one(model, path: Path, device) -> dict | None:
-    """The model's detections on one image file, or None after saying on stderr why this file
-    could not be used (unreadable, an input the model cannot take, the model failing on it)."""
+def _detect_one(model, path: Path, device, dtype=None) -> dict | None:
+    """The model's detections on one image file (under autocast in ``dtype`` unless None), or
+    None after saying on stderr why this file could not be used (unreadable, an input the
+    model cannot take, the model failing on it)."""
     import torch
 
     from .data.images import ImageLoadError, load_image_tensor
+    from .detector.precision import autocast
 
     try:
         image = load_image_tensor(path).to(device)
@@ -352,7 +432,7 @@ def _detect_one(model, path: Path, device) -> dict | None:
         print(f"skipped: {path}: {problem}", file=sys.stderr)
         return None
     try:
-        with torch.inference_mode():
+        with torch.inference_mode(), autocast(device, dtype):
             return model([image])[0]
     except (RuntimeError, ValueError) as error:
         print(f"skipped: {path}: the detector failed on this image ({error})", file=sys.stderr)
@@ -426,7 +506,72 @@ def _cmd_import(args: argparse.Namespace) -> int:
             print(f"  {imported}")
     for entry in report.entries:
         print(f"  {entry}")
+    _say_not_done(args.project)
     return 0
+
+
+def _say_not_done(folder: Path) -> None:
+    """A note on the images training will leave out because they are not marked done."""
+    from .data.project import Project
+
+    with Project.open(folder) as project:
+        by_status = project.info().by_status
+    waiting = {status: n for status, n in by_status.items() if status != "done" and n}
+    if waiting:
+        counts = ", ".join(f"{n} {status}" for status, n in waiting.items())
+        print(f"note: {sum(waiting.values())} images are not marked done ({counts}): training "
+              f"and evaluation leave them out. To use them: frcnn set-status --project "
+              f"{folder} --status done --all (or --split, --files)")
+
+
+def _cmd_set_status(args: argparse.Namespace) -> int:
+    from .data.project import Project
+
+    with Project.open(args.project) as project:
+        rows = project.images(split=args.split) if args.split else project.images()
+        if args.files:
+            wanted = _images_in_list(args.files, rows)
+            rows = [row for row in rows if row.id in wanted]
+        before = {}
+        for row in rows:
+            before[row.status] = before.get(row.status, 0) + 1
+        project.set_status([row.id for row in rows], args.status)
+    changed = sum(n for status, n in before.items() if status != args.status)
+    where = f" of the {args.split} split" if args.split else ""
+    listed = f" listed in {args.files}" if args.files else ""
+    print(f"{changed} images{where}{listed} marked {args.status} "
+          f"({len(rows) - changed} already were)")
+    return 0
+
+
+def _images_in_list(list_file: Path, rows) -> set[int]:
+    """Ids of the images ``list_file`` names, one per line (a path as the project stores it,
+    a path to the file, or a file name only one image has; blank lines and lines starting
+    with # skipped). ValueError naming the lines that match no image."""
+    by_path: dict[str, int] = {}
+    by_name: dict[str, list[int]] = {}
+    for row in rows:
+        by_path[row.path] = row.id
+        by_path[os.path.abspath(row.file)] = row.id
+        by_name.setdefault(row.file.name, []).append(row.id)
+    found, unknown = set(), []
+    for number, line in enumerate(list_file.read_text(encoding="utf-8").splitlines(), 1):
+        name = line.strip()
+        if not name or name.startswith("#"):
+            continue
+        image_id = by_path.get(name, by_path.get(os.path.abspath(name)))
+        if image_id is None and len(by_name.get(Path(name).name, [])) == 1:
+            image_id = by_name[Path(name).name][0]
+        if image_id is None:
+            unknown.append(f"line {number} ({name})")
+        else:
+            found.add(image_id)
+    if unknown:
+        shown = ", ".join(unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5
+                                          else "")
+        raise ValueError(f"{list_file}: no image of the project (in the chosen split) for "
+                         f"{shown}; nothing was changed")
+    return found
 
 
 def _cmd_add_images(args: argparse.Namespace) -> int:
@@ -538,6 +683,21 @@ def _add_project_commands(commands: argparse._SubParsersAction) -> None:
     split.add_argument("--only-unassigned", action="store_true",
                        help="leave images that already have a split alone")
     split.set_defaults(func=_cmd_split)
+    from .data.annotations import STATUSES
+
+    status = commands.add_parser(
+        "set-status", help="set the status of images (only images marked done train and "
+                           "evaluate): all of them, a split's, or those a file lists")
+    status.add_argument("--project", type=Path, required=True, help="project folder")
+    status.add_argument("--status", choices=STATUSES, required=True)
+    which = status.add_mutually_exclusive_group(required=True)
+    which.add_argument("--all", action="store_true", help="every image (of --split, if given)")
+    which.add_argument("--files", type=Path, metavar="LIST.txt",
+                       help="a text file naming images, one per line (the path as imported, "
+                            "the file's path, or a file name)")
+    status.add_argument("--split", choices=("train", "val", "test", "none"),
+                        help="only images of this split")
+    status.set_defaults(func=_cmd_set_status)
     demo = commands.add_parser("demo", help="write the demo project (generated shapes)")
     demo.add_argument("--out", type=Path, required=True, help="new or empty folder")
     demo.add_argument("--count", type=int, default=300, help="number of images (default 300)")

@@ -1,10 +1,10 @@
 """The GUI's side of a training worker: the engine's TrainingProcess, read on its own thread.
 
-A reader thread takes the worker's events as they come, appends each to the run's
-``events.jsonl`` (so the runs list and a later look at the run see them) and hands it to the
-GUI thread through a queued signal; commands (pause, resume, stop) are single short writes to
-the worker's stdin. Nothing here waits on the worker on the GUI thread, except
-:meth:`WorkerDriver.shutdown` when the window closes (bounded).
+A reader thread takes the worker's events as they come and hands each to the GUI thread
+through a queued signal (the worker writes them to the run's ``events.jsonl`` itself, before it
+sends them, so the runs list and a later look at the run see them); commands (pause, resume,
+stop) are single short writes to the worker's stdin. Nothing here waits on the worker on the
+GUI thread, except :meth:`WorkerDriver.shutdown` when the window closes (bounded).
 
 When the worker's output ends, :func:`describe_exit` turns its last word and exit status into
 an :class:`WorkerExit`: a worker killed or crashed without saying why is reported with the
@@ -20,8 +20,8 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 
+from engine.training.events import EventLog, Exited
 from engine.training.job import TrainingJob
-from engine.training.runs import EventLog
 from engine.training.worker import TrainingProcess
 
 _ENDINGS = ("finished", "stopped", "error")
@@ -92,12 +92,7 @@ class WorkerDriver(QObject):
         self.folder = Path(job.out)
         self.pid: int | None = None
         self.result: WorkerExit | None = None
-        self._log = EventLog(self.folder)
-        try:
-            self._process = TrainingProcess(job)
-        except BaseException:
-            self._log.close()
-            raise
+        self._process = TrainingProcess(job)
         self.pid = self._process.process.pid
         self._reader = threading.Thread(target=self._read, name="training-events", daemon=True)
         self._reader.start()
@@ -112,7 +107,6 @@ class WorkerDriver(QObject):
             for event in self._process.events():
                 if event.get("event") in _ENDINGS:
                     last_word = event
-                self._log.append(event)
                 self.event.emit(event)
         except Exception as error:  # a broken pipe or file: report it as the worker's end
             last_word = {"event": "error", "kind": "crash",
@@ -124,9 +118,8 @@ class WorkerDriver(QObject):
                                if last_word is None else "")
         if last_word is None:
             # Nobody else will write down why this run ended: the files must tell.
-            self._log.append({"event": "exited", "returncode": returncode,
-                              "message": result.message})
-        self._log.close()
+            with EventLog(self.folder) as log:
+                log.append(Exited(returncode=returncode, message=result.message))
         self.result = result
         self.exited.emit(result)
 

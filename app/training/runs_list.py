@@ -1,4 +1,5 @@
-"""The project's past runs: when, how it ended, best AP and AP50, configuration.
+"""The project's past runs: when, how it ended (or running, or paused), best AP and AP50,
+configuration (on a few lines, its column as wide as they are).
 
 Reads ``<project>/runs`` through :func:`engine.training.runs.list_runs` (small files only).
 ``run_selected`` carries the selected :class:`~engine.training.runs.RunInfo` (None when
@@ -18,12 +19,22 @@ from PySide6.QtWidgets import QAbstractItemView, QTreeWidget, QTreeWidgetItem, Q
 from engine.training.runs import RunInfo, list_runs
 
 COLUMNS = ("Run", "State", "Best AP", "AP50", "Epochs", "Configuration")
-STATE_COLORS = {"running": "#1f78b4", "finished": "#2b8a3e", "stopped": "#8a6d00",
-                "failed": "#c92a2a", "interrupted": "#c92a2a", "unknown": "#666666"}
+CONFIGURATION = COLUMNS.index("Configuration")
+PARTS_PER_LINE = 3  # the configuration's parts, a few to a line, so that the column stays narrow
+STATE_COLORS = {"running": "#1f78b4", "paused": "#1f78b4", "finished": "#2b8a3e",
+                "stopped": "#8a6d00", "failed": "#c92a2a", "interrupted": "#c92a2a",
+                "unknown": "#666666"}
 
 
 def _number(value: float | None) -> str:
     return "–" if value is None or value < 0 else f"{value:.3f}"
+
+
+def configuration_lines(description: str) -> str:
+    """A run's one-line configuration (``RunInfo.describe()``) on a few short lines."""
+    parts = description.split(", ")
+    return "\n".join(", ".join(parts[i:i + PARTS_PER_LINE])
+                     for i in range(0, len(parts), PARTS_PER_LINE))
 
 
 class RunsList(QWidget):
@@ -56,18 +67,21 @@ class RunsList(QWidget):
         for run in self.runs:
             item = QTreeWidgetItem([
                 run.name, run.state, _number(run.best_ap), _number(run.best_ap50),
-                str(len(run.epochs)), run.describe()])
+                str(len(run.epochs)), configuration_lines(run.describe())])
             item.setForeground(1, QBrush(QColor(STATE_COLORS.get(run.state, "#000000"))))
             tip = run.message or run.state
             if run.checkpoints:
                 tip += "\n" + "\n".join(str(path) for path in run.checkpoints.values())
             for column in range(len(COLUMNS)):
                 item.setToolTip(column, tip)
+            item.setToolTip(CONFIGURATION, run.describe())
             item.setData(0, Qt.ItemDataRole.UserRole, str(run.folder))
             self.tree.addTopLevelItem(item)
             if wanted is not None and run.folder == wanted:
                 chosen = item
-        for column in range(len(COLUMNS) - 1):
+        # Every column as wide as its text, the configuration's included (a horizontal scroll
+        # bar appears when the panel is narrower than the whole).
+        for column in range(len(COLUMNS)):
             self.tree.resizeColumnToContents(column)
         if chosen is not None:
             self.tree.setCurrentItem(chosen)

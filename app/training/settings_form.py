@@ -1,5 +1,12 @@
-"""The training settings form: backbone, initial weights, device, epochs, batch size, image
-size and learning rate, with the recipe's defaults shown.
+"""The training settings form: a preset, backbone, initial weights, device, epochs or a time
+budget, batch size, image size, learning rate and mixed precision, with the recipe's defaults
+shown.
+
+The preset list holds the program's presets and the user's own (``*.json`` in
+``presets_folder``, see :mod:`engine.training.presets`), and "Load from file…"; choosing one
+shows its settings in the fields (:meth:`TrainingSettingsForm.apply_preset`). Setting the
+epochs turns the time budget off (the run then lasts its epochs), setting a budget makes the
+epochs not count.
 
 The form makes the ``detector``, ``training``, ``weights`` and ``device`` parts of a
 :class:`~engine.training.job.TrainingJob`. Settings the form does not show (say the RPN's batch
@@ -15,6 +22,7 @@ from typing import Any
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QDoubleValidator
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QFormLayout,
     QLineEdit,
@@ -25,11 +33,15 @@ from PySide6.QtWidgets import (
 from app import file_dialogs
 from engine.detector.backbones import BACKBONES
 from engine.detector.config import DetectorConfig
+from engine.detector.precision import cpu_supports_bf16
 from engine.detector.weights import COCO_WEIGHTS
 from engine.training.job import DEFAULT_BACKBONE, TrainingJob
+from engine.training.presets import Preset, list_presets, load_preset
 from engine.training.settings import REFERENCE_BATCH, REFERENCE_LR, TrainSettings
 
 CHECKPOINT_CHOICE = "checkpoint"
+LOAD_PRESET = "load…"
+SHOWN_TRAINING = ("epochs", "batch_size", "lr", "time_budget_s", "amp")
 WEIGHT_CHOICES = (("imagenet", "ImageNet (backbone only)"), ("coco", "COCO detector"),
                   ("none", "None (random)"), (CHECKPOINT_CHOICE, "Checkpoint…"))
 # torchvision's ratio of max_size to min_size (1333 / 800): the longer side's cap follows the
@@ -62,11 +74,19 @@ class TrainingSettingsForm(QWidget):
     changed = Signal()
 
     def __init__(self, parent: QWidget | None = None, *, devices: list[tuple[str, str]] | None
-                 = None) -> None:
+                 = None, presets_folder: Path | None = None) -> None:
         super().__init__(parent)
         self.overrides: dict[str, dict[str, Any]] = {"detector": {}, "training": {}}
         self._checkpoint: Path | None = None
+        self.presets_folder = presets_folder
         defaults, detector_defaults = TrainSettings(), DetectorConfig()
+
+        self.preset = QComboBox()
+        self.preset.setToolTip("Settings to start from: the program's presets (resources/"
+                               "configs), your own, or a settings file. Choosing one fills in "
+                               "the fields below.")
+        self.presets: list[Preset] = []
+        self.reload_presets()
 
         self.backbone = QComboBox()
         self.backbone.addItems(list(BACKBONES))
@@ -82,6 +102,17 @@ class TrainingSettingsForm(QWidget):
         for value, label in (devices if devices is not None else available_devices()):
             self.device.addItem(label, value)
         self.epochs = QSpinBox(minimum=1, maximum=1000, value=defaults.epochs)
+        self.time_budget = QSpinBox(minimum=0, maximum=24 * 60, value=0, suffix=" min")
+        self.time_budget.setSpecialValueText("off: train the epochs")
+        self.time_budget.setToolTip("Train this long, evaluation included: the learning-rate "
+                                    "schedule is laid out over the time, and the run ends "
+                                    "with an evaluation and best.pt. Setting the epochs turns "
+                                    "it off.")
+        self.amp = QCheckBox("bfloat16 on this CPU" if cpu_supports_bf16() else
+                             "float16 on a GPU; float32 on this CPU")
+        self.amp.setChecked(True)
+        self.amp.setToolTip("Mixed precision (autocast): faster, the same accuracy within "
+                            "noise. Off: float32 everywhere.")
         self.batch_size = QSpinBox(minimum=1, maximum=256, value=defaults.batch_size)
         self.batch_size.setToolTip("Images per step. Halve it when the GPU runs out of memory.")
         self.min_size = QSpinBox(minimum=64, maximum=2048, singleStep=32,
@@ -97,24 +128,92 @@ class TrainingSettingsForm(QWidget):
                            "the batch size.")
 
         layout = QFormLayout(self)
+        layout.addRow("Preset", self.preset)
         layout.addRow("Backbone", self.backbone)
         layout.addRow("Initial weights", self.weights)
         layout.addRow("Device", self.device)
         layout.addRow("Epochs", self.epochs)
+        layout.addRow("Time budget", self.time_budget)
         layout.addRow("Batch size", self.batch_size)
         layout.addRow("Image size", self.min_size)
         layout.addRow("Learning rate", self.lr)
+        layout.addRow("Mixed precision", self.amp)
 
         self.backbone.currentTextChanged.connect(self._backbone_changed)
         self.weights.activated.connect(self._weights_activated)
         self.batch_size.valueChanged.connect(self._update_lr_placeholder)
-        for spin in (self.epochs, self.batch_size, self.min_size):
+        self.preset.activated.connect(self._preset_activated)
+        self.epochs.valueChanged.connect(lambda _value: self.time_budget.setValue(0))
+        for spin in (self.epochs, self.batch_size, self.min_size, self.time_budget):
             spin.valueChanged.connect(self.changed)
+        self.amp.toggled.connect(self.changed)
         for combo in (self.backbone, self.weights, self.device):
             combo.currentIndexChanged.connect(self.changed)
         self.lr.textChanged.connect(self.changed)
         self._backbone_changed(self.backbone.currentText())
         self._update_lr_placeholder()
+
+    # ------------------------------------------------------------------ presets
+
+    def reload_presets(self) -> None:
+        """List the program's presets and the user's own again."""
+        current = self.preset.currentText()
+        self.presets = list_presets(self.presets_folder)
+        self.preset.blockSignals(True)
+        self.preset.clear()
+        self.preset.addItem("(as set below)", None)
+        for preset in self.presets:
+            self.preset.addItem(preset.name, preset.name)
+            self.preset.setItemData(self.preset.count() - 1, preset.description,
+                                    Qt.ItemDataRole.ToolTipRole)
+        self.preset.addItem("Load from file…", LOAD_PRESET)
+        index = self.preset.findText(current)
+        self.preset.setCurrentIndex(max(index, 0))
+        self.preset.blockSignals(False)
+
+    def _preset_activated(self, index: int) -> None:
+        name = self.preset.itemData(index)
+        if name is None:
+            return
+        if name == LOAD_PRESET:
+            path, _ = file_dialogs.get_open_file_name(self, "Training settings from a file", "",
+                                                      "Settings (*.json);;All files (*)")
+            if not path:
+                self.preset.setCurrentIndex(0)
+                return
+            try:
+                preset = load_preset(path)
+            except ValueError as error:
+                self.preset.setCurrentIndex(0)
+                self.preset.setToolTip(f"Not loaded: {error}")
+                return
+            self.presets.append(preset)
+            self.preset.insertItem(self.preset.count() - 1, preset.name, preset.name)
+            self.preset.setItemData(self.preset.count() - 2, str(preset.path),
+                                    Qt.ItemDataRole.ToolTipRole)
+        else:
+            preset = next(p for p in self.presets if p.name == name)
+        self.apply_preset(preset)
+
+    def apply_preset(self, preset: Preset) -> None:
+        """Show ``preset``'s settings in the fields (those it leaves out at their defaults);
+        the ones the form has no field for become :attr:`overrides`."""
+        index = self.preset.findText(preset.name)
+        if index < 0:
+            self.preset.insertItem(self.preset.count() - 1, preset.name, preset.name)
+            self.presets.append(preset)
+            index = self.preset.count() - 2
+        device = self.device.currentData()
+        weights = self.weights.currentIndex()
+        self.apply_job(TrainingJob(project="", out="", weights="imagenet", device=device,
+                                   detector=dict(preset.detector),
+                                   training=dict(preset.training)))
+        self.weights.setCurrentIndex(weights)
+        self.preset.setCurrentIndex(index)
+
+    def selected_preset(self) -> Preset | None:
+        name = self.preset.currentData()
+        return next((p for p in self.presets if p.name == name), None)
 
     # ------------------------------------------------------------------ fields
 
@@ -183,6 +282,10 @@ class TrainingSettingsForm(QWidget):
     def training_settings(self) -> dict[str, Any]:
         settings = {**self.overrides.get("training", {}), "epochs": self.epochs.value(),
                     "batch_size": self.batch_size.value()}
+        if self.time_budget.value():
+            settings["time_budget_s"] = 60.0 * self.time_budget.value()
+        if not self.amp.isChecked():
+            settings["amp"] = False
         lr = self.lr_value()
         if lr is not None:
             settings["lr"] = lr
@@ -209,6 +312,8 @@ class TrainingSettingsForm(QWidget):
         if self.device.findData(job.device) >= 0:
             self.device.setCurrentIndex(self.device.findData(job.device))
         self.epochs.setValue(training.epochs)
+        self.time_budget.setValue(round((training.time_budget_s or 0) / 60))
+        self.amp.setChecked(training.amp is not False)
         self.batch_size.setValue(training.batch_size)
         min_size = detector.get("min_size", DetectorConfig().min_size)
         self.min_size.setValue(int(min_size if isinstance(min_size, int) else min_size[0]))
@@ -216,5 +321,4 @@ class TrainingSettingsForm(QWidget):
         shown = {"backbone", "min_size", "max_size"}
         self.overrides = {
             "detector": {k: v for k, v in job.detector.items() if k not in shown},
-            "training": {k: v for k, v in job.training.items()
-                         if k not in ("epochs", "batch_size", "lr")}}
+            "training": {k: v for k, v in job.training.items() if k not in SHOWN_TRAINING}}

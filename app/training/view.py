@@ -1,6 +1,11 @@
 """The Train tab: settings, Start / Pause / Resume / Stop, live curves and progress, the
 project's past runs, and the evaluation of a run.
 
+The settings start from the preset chosen for the device and the project's training images
+(:func:`engine.training.presets.choose_preset`; the note under the form says why), and "Measure"
+times a few training steps of the settings on this machine (off the GUI thread) to show the
+expected duration before Start.
+
 Training runs in a child process (:class:`~app.training.process.WorkerDriver` over the engine's
 worker protocol) into ``<project>/runs/<start time>/``; the GUI thread only handles its events.
 A worker that crashes or is killed is reported with the cause, and when it left a ``last.pt``
@@ -16,7 +21,7 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QStandardPaths, Qt, Signal
 from PySide6.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
@@ -30,10 +35,14 @@ from PySide6.QtWidgets import (
 )
 
 from engine.data.project import Project, ProjectError
+from engine.training.data import describe_left_out
 from engine.training.job import TrainingJob
+from engine.training.presets import choose_preset
 from engine.training.progress import format_duration
 from engine.training.runs import RunInfo, new_run_folder, read_events, write_job
+from engine.training.timing import ExpectedDuration, measure_job
 
+from ..workers import TaskRunner
 from .evaluation_view import EvaluationView
 from .plots import CurveData, TrainingPlots
 from .process import WorkerDriver, WorkerExit
@@ -44,6 +53,25 @@ ERROR_STYLE = "color:#c92a2a"
 WARNING_COLOR = "#b35c00"
 SHOWN_WARNINGS = 4  # the latest ones; the run's events.jsonl keeps them all
 SHUTDOWN_WAIT_S = 30.0
+MEASURED_STEPS = 3
+
+
+def presets_folder() -> Path:
+    """Where the user's own presets are: ``presets/`` in the app's data folder."""
+    location = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation)
+    return Path(location) / "presets"
+
+
+def preset_for(project_folder: Path, device: str):
+    """The preset for the project's training images on ``device``; None when the project
+    cannot be read."""
+    try:
+        with Project.open(project_folder) as project:
+            records = project.dataset("train")
+    except ProjectError:
+        return None
+    return choose_preset("cuda" if device.startswith("cuda") else "cpu", records,
+                         presets_folder())
 
 
 def training_data_problem(project_folder: Path) -> tuple[str | None, str | None]:
@@ -87,7 +115,19 @@ class TrainingView(QWidget):
         self._stop_requested = False
         self._message = ""
 
-        self.form = TrainingSettingsForm()
+        self.form = TrainingSettingsForm(presets_folder=presets_folder())
+        self.preset_note = QLabel("")
+        self.preset_note.setWordWrap(True)
+        self.duration = QLabel("Expected duration: not measured yet (Measure times "
+                               f"{MEASURED_STEPS} training steps on this machine).")
+        self.duration.setWordWrap(True)
+        self.measure_button = QPushButton("Measure")
+        self.measure_button.setToolTip("Time a few training steps of these settings here, to "
+                                       "see how long the run will take.")
+        self.measured_steps = MEASURED_STEPS
+        self._measuring = None  # the timing task under way
+        self._measured_once = False
+        self._runner: TaskRunner | None = None
         self.start_button = QPushButton("Start")
         self.pause_button = QPushButton("Pause")
         self.resume_button = QPushButton("Resume")
@@ -122,6 +162,11 @@ class TrainingView(QWidget):
         settings_box = QGroupBox("New run")
         settings_layout = QVBoxLayout(settings_box)
         settings_layout.addWidget(self.form)
+        settings_layout.addWidget(self.preset_note)
+        duration_row = QHBoxLayout()
+        duration_row.addWidget(self.duration, 1)
+        duration_row.addWidget(self.measure_button)
+        settings_layout.addLayout(duration_row)
         settings_layout.addLayout(buttons)
         settings_layout.addWidget(self.progress)
         settings_layout.addWidget(self.speed)
@@ -153,6 +198,9 @@ class TrainingView(QWidget):
         self.resume_button.clicked.connect(self.resume)
         self.stop_button.clicked.connect(self.stop)
         self.resume_run_button.clicked.connect(self.resume_selected_run)
+        self.measure_button.clicked.connect(self.measure)
+        self.form.changed.connect(self._settings_changed)
+        self.apply_chosen_preset()
         self.runs_list.run_selected.connect(self._run_selected)
         self._update_buttons()
         if self.runs_list.runs:
@@ -184,6 +232,57 @@ class TrainingView(QWidget):
             self._driver = None
             self.running_changed.emit(False)
         self.evaluation.shutdown()
+        if self._runner is not None:
+            self._runner.cancel_all()
+            self._runner.shutdown()
+            self._runner = None
+
+    # ------------------------------------------------------------------ presets, duration
+
+    def apply_chosen_preset(self) -> None:
+        """Fill the form with the preset for this device and the project's data."""
+        preset = preset_for(self.project_folder, self.form.device.currentData() or "cpu")
+        if preset is None:
+            return
+        self.form.apply_preset(preset)
+        self.preset_note.setText(f"Preset {preset.name}: {'; '.join(preset.reasons)}.")
+
+    def measure(self) -> None:
+        """Time a few training steps of the form's settings, off the GUI thread."""
+        if self._measuring is not None or self.is_running():
+            return
+        try:
+            job = self.form.job(self.project_folder, Path())
+        except ValueError as error:
+            self._say(f"Check the settings: {error}.", error=True)
+            return
+        if self._runner is None:
+            self._runner = TaskRunner(self, name="training-timing")
+        steps = self.measured_steps
+        self.duration.setText(f"Expected duration: timing {steps} steps here…")
+        self.measure_button.setEnabled(False)
+
+        def run(task):
+            return measure_job(job, steps, cancelled=lambda: task.cancelled)
+
+        self._measuring = self._runner.submit(run, on_done=self._measured,
+                                              on_error=self._measure_failed)
+
+    def _measured(self, expected: ExpectedDuration | None) -> None:
+        self._measuring = None
+        self.measure_button.setEnabled(not self.is_running())
+        if expected is not None:
+            self._measured_once = True
+            self.duration.setText(f"Expected duration: {expected.describe()}.")
+
+    def _measure_failed(self, error: BaseException, _trace: str) -> None:
+        self._measuring = None
+        self.measure_button.setEnabled(not self.is_running())
+        self.duration.setText(f"Expected duration: could not measure ({error}).")
+
+    def _settings_changed(self) -> None:
+        if self._measuring is None and self._measured_once:
+            self.duration.setText("Expected duration: the settings changed; Measure again.")
 
     # ------------------------------------------------------------------ commands
 
@@ -278,15 +377,23 @@ class TrainingView(QWidget):
         if kind == "hello":
             self.runs_list.refresh()  # now the files say "running"
         elif kind == "started":
-            self.progress.setRange(0, max(1, event["total_steps"]))
+            self.progress.setRange(0, max(1, event["total_steps"], event["resumed_at_step"]))
             self.progress.setValue(event["resumed_at_step"])
             self.progress.setFormat("%v / %m steps")
             resumed = (f", resumed at step {event['resumed_at_step']}"
                        if event["resumed_at_step"] else "")
+            budget = event.get("time_budget_s")
+            plan = (f"a time budget of {format_duration(budget)} ({event['steps_per_epoch']} "
+                    f"steps an epoch)" if budget is not None else
+                    f"{event['epochs']} epochs of {event['steps_per_epoch']} steps")
+            left_out = describe_left_out(event.get("left_out") or {})
             self._say(f"Training on {event['device']}: {event['train_images']} train / "
                       f"{event['val_images']} val images, {len(event['classes'])} classes, "
-                      f"{event['epochs']} epochs of {event['steps_per_epoch']} steps, lr "
-                      f"{event['lr']:.4g}{resumed}.")
+                      f"{plan}, lr {event['lr']:.4g}{resumed}."
+                      + (f" Left out (not marked done, or no file): {left_out}." if left_out
+                         else ""))
+        elif kind == "evaluating":
+            self.speed.setText(f"Evaluating: {event['done']} / {event['total']} val images")
         elif kind == "step":
             self.progress.setRange(0, max(1, event["total_steps"]))
             self.progress.setValue(event["step"])
@@ -312,10 +419,12 @@ class TrainingView(QWidget):
         elif kind == "paused":
             self._paused = True
             self._say(f"Paused at step {event['step']}.")
+            self.runs_list.refresh()  # its state: paused
             self._update_buttons()
         elif kind == "resumed":
             self._paused = False
             self._say(f"Resumed at step {event['step']}.")
+            self.runs_list.refresh()
             self._update_buttons()
 
     def _on_exited(self, result: WorkerExit) -> None:
@@ -386,6 +495,7 @@ class TrainingView(QWidget):
     def _update_buttons(self) -> None:
         running = self.is_running()
         self.form.setEnabled(not running)
+        self.measure_button.setEnabled(not running and self._measuring is None)
         self.start_button.setEnabled(not running)
         self.pause_button.setEnabled(running and not self._paused and not self._stop_requested)
         self.resume_button.setEnabled(running and self._paused and not self._stop_requested)

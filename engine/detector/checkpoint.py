@@ -80,11 +80,25 @@ def save_detector(
     return path
 
 
+def _missing_checkpoint(path: Path) -> str:
+    """Why ``path`` cannot be read, and the run's other checkpoint when it has one: a run
+    writes ``best.pt`` at its first evaluation, ``last.pt`` whenever it stops or ends an
+    epoch."""
+    text = f"checkpoint {path} does not exist"
+    last = path.with_name("last.pt")
+    if path.name == "best.pt" and last.is_file():
+        text += (f" (a run writes best.pt when it has evaluated the model, and this one has "
+                 f"not yet); {last} holds the run's latest weights: use --checkpoint {last}")
+    return text
+
+
 def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """The checkpoint's contents, checked to be ours; read by
     :func:`engine.safe_load.load_torch_file` (FileNotFoundError, or a ValueError saying the
     file is damaged, unsafe, not ours or newer)."""
     path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(_missing_checkpoint(path))
     data = load_torch_file(path, what="checkpoint")
     if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(

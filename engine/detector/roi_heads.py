@@ -288,7 +288,10 @@ class RoIHeads(nn.Module):
         """Pool each proposal from its level (``features`` the pooled levels, (N, C, H_l, W_l)
         each), then the box head: class logits (P, C) and box deltas (P, C * 4) of the
         concatenated proposals."""
-        return BoxHeadOutputs(*self.box_predictor(self.box_head(self.pooler(features, proposals))))
+        class_logits, box_deltas = self.box_predictor(self.box_head(self.pooler(features,
+                                                                               proposals)))
+        # float32 whatever autocast computed them in (as the RPN's outputs); a no-op in float32.
+        return BoxHeadOutputs(class_logits.float(), box_deltas.float())
 
     def detect(
         self,

@@ -310,6 +310,10 @@ class RegionProposalNetwork(nn.Module):
         objectness_maps, delta_maps = self.head(features)
         num_anchors_per_level = [o[0].numel() for o in objectness_maps]
         objectness, deltas = flatten_levels(objectness_maps, delta_maps)
+        # Under autocast the head computes in bf16/fp16; boxes and losses are worked out in
+        # float32 (bf16 holds 3 significant digits: a 500 px coordinate to 2 px). A no-op in
+        # float32.
+        objectness, deltas = objectness.float(), deltas.float()
         num_images, num_anchors = objectness.shape
         decoded = RPN_BOX_CODER.decode(
             deltas.detach().reshape(-1, 4), torch.cat(anchors, dim=0).repeat(num_images, 1)

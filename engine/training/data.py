@@ -219,3 +219,28 @@ class TrainingBatches(torch.utils.data.Dataset):
 def as_is(item):
     """The DataLoader's collate function: its items are already whole batches."""
     return item
+
+
+def left_out_counts(project, split: str) -> dict[str, int]:
+    """Images of ``split`` in ``project`` (an open :class:`~engine.data.project.Project`) that
+    training and evaluation leave out, by reason: their status when it is not "done" (only done
+    images are used: one still being labeled would teach that its unlabeled objects are
+    background), else "missing" or "unreadable" (the file, at the last look). Empty: none."""
+    counts: dict[str, int] = {}
+    for image in project.images(split=split):
+        reason = image.status if image.status != "done" else image.problem
+        if reason is not None:
+            counts[reason] = counts.get(reason, 0) + 1
+    return counts
+
+
+def describe_left_out(left_out: dict[str, dict[str, int]]) -> str:
+    """``left_out`` (split -> reason -> images) in words, e.g. "train: 3 images (2
+    in_progress, 1 missing)"; empty when nothing is left out."""
+    parts = []
+    for split, counts in left_out.items():
+        total = sum(counts.values())
+        if total:
+            reasons = ", ".join(f"{n} {reason}" for reason, n in sorted(counts.items()))
+            parts.append(f"{split}: {total} image{'s' if total != 1 else ''} ({reasons})")
+    return "; ".join(parts)

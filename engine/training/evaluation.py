@@ -3,15 +3,15 @@
 Ground truth and detections are handed to pycocotools' own ``COCO`` and ``COCOeval``; we only
 build their inputs and read their outputs. Boxes marked difficult become ``iscrowd`` regions:
 a detection on one is neither a true nor a false positive (as Pascal VOC treats difficult).
-pycocotools prints progress to stdout; that is captured, since stdout may be the training
-worker's protocol channel.
+pycocotools prints progress to stdout; that is captured and dropped (stdout may be the
+training worker's protocol channel), and only its table of twelve numbers is kept.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -19,6 +19,7 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from ..detector.checkpoint import ClassInfo
+from ..detector.precision import autocast
 from .data import UnreadableImage
 
 # The twelve numbers COCOeval.summarize() prints, in its order.
@@ -29,8 +30,8 @@ STAT_NAMES = ("AP", "AP50", "AP75", "AP_small", "AP_medium", "AP_large",
 @dataclass
 class EvalResult:
     """``stats`` by name (-1 where pycocotools has nothing to measure, e.g. no small boxes);
-    ``per_class`` AP at IoU 0.5:0.95 and ``per_class_ap50`` by class name; ``summary`` the text
-    pycocotools printed."""
+    ``per_class`` AP at IoU 0.5:0.95 and ``per_class_ap50`` by class name; ``summary`` the table
+    pycocotools' ``summarize()`` printed."""
 
     stats: dict[str, float]
     per_class: dict[str, float] = field(default_factory=dict)
@@ -109,6 +110,10 @@ def coco_evaluate(ground_truth: dict, results: list[dict], classes: Sequence[Cla
         evaluation = COCOeval(coco, coco.loadRes(results), iouType="bbox")
         evaluation.evaluate()
         evaluation.accumulate()
+    # The twelve-line table alone; the progress chatter above ("creating index...",
+    # "DONE (t=0.01s)") is dropped.
+    table = io.StringIO()
+    with contextlib.redirect_stdout(table):
         evaluation.summarize()
     # precision: (IoU thresholds, recall points, classes, area ranges, max detections)
     precision = evaluation.eval["precision"]
@@ -123,7 +128,7 @@ def coco_evaluate(ground_truth: dict, results: list[dict], classes: Sequence[Cla
     return EvalResult(
         {name: float(value) for name, value in zip(STAT_NAMES, evaluation.stats)},
         per_class, per_class_ap50, images=len(ground_truth["images"]),
-        detections=len(results), summary=printed.getvalue(),
+        detections=len(results), summary=table.getvalue(),
     )
 
 
@@ -136,34 +141,43 @@ def evaluate_model(
     device: torch.device | str = "cpu",
     batch_size: int = 2,
     skipped: list | None = None,
+    autocast_dtype: torch.dtype | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> EvalResult:
     """Run ``model`` (in evaluation mode) over a :class:`DetectionDataset` and evaluate.
 
     An image that cannot be read, or that the model cannot take, is left out of the
     evaluation (the others still count) and appended to ``skipped`` as an
-    :class:`~engine.training.data.UnreadableImage` naming the file and the reason."""
+    :class:`~engine.training.data.UnreadableImage` naming the file and the reason.
+    ``autocast_dtype``: run the model under autocast in this type (see
+    :mod:`engine.detector.precision`; None: float32); ``progress(done)`` is called with the
+    number of images of ``dataset`` done (run or left out) after each batch."""
     was_training = model.training
     model.eval()
     images, targets, image_ids, detections = [], [], [], []
     try:
         for start in range(0, len(dataset), batch_size):
+            end = min(start + batch_size, len(dataset))
             samples = []
-            for i in range(start, min(start + batch_size, len(dataset))):
+            for i in range(start, end):
                 loaded = dataset.load(i)
                 if isinstance(loaded, UnreadableImage):
                     if skipped is not None:
                         skipped.append(loaded)
                     continue
                 samples.append(loaded)
-            if not samples:
-                continue
-            outputs = model([s.image.to(device) for s in samples])
+            outputs = []
+            if samples:
+                with autocast(device, autocast_dtype):
+                    outputs = model([s.image.to(device) for s in samples])
             for sample, output in zip(samples, outputs):
                 height, width = sample.image.shape[-2:]
                 images.append((sample.image_id, int(height), int(width)))
                 targets.append(sample.target)
                 image_ids.append(sample.image_id)
                 detections.append({k: v.cpu() for k, v in output.items()})
+            if progress is not None:
+                progress(end)
     finally:
         model.train(was_training)
     return coco_evaluate(coco_ground_truth(images, targets, classes),

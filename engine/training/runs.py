@@ -3,26 +3,30 @@
 Runs live in ``<project folder>/runs/<run name>/``; the GUI names a run by its start time
 (``2026-11-25_10-41-07``). A run folder holds what the trainer writes (``last.pt``,
 ``best.pt``, ``metrics.jsonl``: one evaluation per line, ``worker.log``: the worker's
-stderr) and, for runs started from the GUI, two files of its own:
+stderr) and:
 
-- ``job.json``: the :class:`~engine.training.job.TrainingJob` it was started with;
-- ``events.jsonl``: every worker protocol event (see :mod:`engine.training.worker`), one
-  JSON object per line, in the order they came, appended again when the run is resumed. When
-  the worker dies without saying why (killed, crashed hard), the GUI appends an ``exited``
-  event with ``returncode`` and ``message``.
+- ``job.json`` (runs started from the GUI): the :class:`~engine.training.job.TrainingJob` it
+  was started with;
+- ``events.jsonl``: every training event (:mod:`engine.training.events`), one JSON object per
+  line, in the order they came, appended again when the run is resumed. The training process
+  writes it itself (``frcnn train`` too, so command-line runs have it as well). When the worker
+  dies without saying why (killed, crashed hard), the GUI appends an ``exited`` event with
+  ``returncode`` and ``message``.
 
 :func:`list_runs` reads these back. A run's state, as far as the files tell:
 
 - ``running``: the latest worker announced itself (``hello``) and its process is alive;
-- ``finished``: it trained all its epochs;
+- ``paused``: so, and its last word since is ``paused`` (no ``resumed`` after it);
+- ``finished``: it trained all its epochs, or for its whole time budget;
 - ``stopped``: stopped on request or at ``max_steps``; ``last.pt`` holds the position;
 - ``failed``: the worker reported an error, or died (``message`` says why);
 - ``interrupted``: it started and then nothing more was written (the machine or the GUI went
   down with it);
 - ``unknown``: nothing tells (no events and no ``last.pt``).
 
-Runs trained with ``frcnn train --out`` (no ``job.json``/``events.jsonl``) are read from
-``last.pt``: its configuration and position (finished when all epochs are done, else stopped).
+Runs without ``job.json`` (``frcnn train --out``) take their configuration from ``last.pt``,
+and so does their state when they have no ``events.jsonl`` (written before it existed): finished
+when all epochs are done, else stopped.
 """
 
 from __future__ import annotations
@@ -30,21 +34,23 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import threading
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from .events import EVENTS_FILE, EventLog
 from .job import TrainingJob
 from .settings import TrainSettings
 
+__all__ = ["EVENTS_FILE", "EventLog", "RunInfo", "list_runs", "new_run_folder", "read_events",
+           "read_run", "write_job"]
+
 RUNS_FOLDER = "runs"
 JOB_FILE = "job.json"
-EVENTS_FILE = "events.jsonl"
 METRICS_FILE = "metrics.jsonl"
 RUN_NAME_FORMAT = "%Y-%m-%d_%H-%M-%S"
-STATES = ("running", "finished", "stopped", "failed", "interrupted", "unknown")
+STATES = ("running", "paused", "finished", "stopped", "failed", "interrupted", "unknown")
 # Events after which a worker says no more: how an attempt ended.
 _ENDINGS = ("finished", "stopped", "error", "exited")
 _TAIL_BYTES = 64 * 1024
@@ -76,33 +82,6 @@ def write_job(folder: str | os.PathLike, job: TrainingJob) -> Path:
     partial.write_text(json.dumps(job.to_dict(), indent=2) + "\n", encoding="utf-8")
     os.replace(partial, path)
     return path
-
-
-class EventLog:
-    """Appends protocol events to ``folder/events.jsonl``, one line each, flushed at once (a
-    reader, or the files after a crash, see every event up to the last). Thread-safe."""
-
-    def __init__(self, folder: str | os.PathLike) -> None:
-        self.path = Path(folder) / EVENTS_FILE
-        self._lock = threading.Lock()
-        self._stream = open(self.path, "a", encoding="utf-8")  # noqa: SIM115
-
-    def append(self, event: dict) -> None:
-        with self._lock:
-            if self._stream.closed:
-                return
-            self._stream.write(json.dumps(event) + "\n")
-            self._stream.flush()
-
-    def close(self) -> None:
-        with self._lock:
-            self._stream.close()
-
-    def __enter__(self) -> EventLog:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
 
 def _json_lines(text: str) -> list[dict]:
@@ -230,19 +209,26 @@ class RunInfo:
         return self.last is not None and self.state in ("stopped", "failed", "interrupted")
 
     def describe(self) -> str:
-        """The configuration in one line: backbone, weights, epochs, batch, size, lr."""
+        """The configuration in one line: backbone, weights, epochs (or time budget), batch,
+        size, lr."""
         settings = self.settings()
         lr = f"lr {settings.lr:g}" if settings.lr is not None else \
             f"lr {settings.base_lr():g} (recipe)"
         parts = [self.backbone or "?"]
         if self.weights:
             parts.append(f"{Path(self.weights).name} weights")
-        parts += [f"{settings.epochs} epochs", f"batch {settings.batch_size}"]
+        if settings.time_budget_s is not None:
+            parts.append(f"time budget {settings.time_budget_s / 60:g} min")
+        else:
+            parts.append(f"{settings.epochs} epochs")
+        parts.append(f"batch {settings.batch_size}")
         if self.detector.get("min_size") is not None:
             parts.append(f"{self.detector['min_size']} px")
         parts.append(lr)
         if settings.max_steps is not None:
             parts.append(f"max {settings.max_steps} steps")
+        if settings.amp is False:
+            parts.append("float32")
         return ", ".join(parts)
 
 
@@ -259,8 +245,11 @@ def _started(folder: Path, events: list[dict]) -> datetime:
 
 def _state_from_events(events: list[dict]) -> tuple[str, str] | None:
     """(state, message) from the latest attempt's last word; None when it said nothing yet."""
+    paused = None  # the latest of paused/resumed, read from the end
     for event in reversed(events):
         kind = event.get("event")
+        if kind in ("paused", "resumed") and paused is None:
+            paused = kind == "paused"
         if kind == "finished":
             return "finished", ""
         if kind == "stopped":
@@ -271,7 +260,7 @@ def _state_from_events(events: list[dict]) -> tuple[str, str] | None:
         if kind == "hello":
             pid = event.get("pid")
             if isinstance(pid, int) and process_alive(pid):
-                return "running", ""
+                return ("paused", "") if paused else ("running", "")
             return "interrupted", "the training process ended without a word (it was stopped " \
                                   "with the program or the computer)"
     return None

@@ -5,7 +5,15 @@ images, scaled linearly to the batch size actually used; a linear warmup over th
 iterations from a thousandth of the rate; the rate divided by 10 at 16/26 and 22/26 of the
 epochs (the reference's steps for its 26-epoch schedule, kept as fractions so that shorter
 schedules decay at the same points); horizontal flips; batches grouped by aspect ratio; mixed
-precision on CUDA.
+precision on CUDA (float16) and on CPUs that compute bfloat16 natively (see
+:mod:`engine.detector.precision`).
+
+With a time budget (``time_budget_s``) the same schedule is laid over time instead of steps:
+the warmup ends after ``warmup_iters`` steps or 5% of the training time, whichever comes first,
+the decays come at 16/26 and 22/26 of the training time (each step's rate taken at the time it
+is expected to end), and the run ends when the budget is spent, with its evaluation inside it
+(see :meth:`TrainSettings.budget_lr_factor`). Epochs then
+do not limit the run.
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ from typing import Any
 
 REFERENCE_LR = 0.02
 REFERENCE_BATCH = 16
+BUDGET_WARMUP_FRACTION = 0.05  # of the training time, at most, with a time budget
 
 
 @dataclass
@@ -30,11 +39,12 @@ class TrainSettings:
     lr_gamma: float = 0.1
     flip_probability: float = 0.5
     group_by_aspect: bool = True
-    amp: bool | None = None  # None: on for CUDA, off on the CPU
+    amp: bool | None = None  # None: on for CUDA and for CPUs with bf16; False: float32
     seed: int = 0
     eval_every: int = 1  # epochs; 0 evaluates only at the end
     max_steps: int | None = None  # stop (with a checkpoint) after this many steps in all
     workers: int | None = None  # image-loading processes; None: 0 on the CPU, 2 on CUDA
+    time_budget_s: float | None = None  # train this long (seconds, evaluation included)
 
     def base_lr(self, world_size: int = 1) -> float:
         if self.lr is not None:
@@ -50,6 +60,16 @@ class TrainSettings:
             factor = self.warmup_factor * (1 - alpha) + alpha
         milestones = [round(f * self.epochs * steps_per_epoch) for f in self.lr_steps]
         return factor * self.lr_gamma ** sum(step >= m for m in milestones)
+
+    def budget_lr_factor(self, step: int, fraction: float) -> float:
+        """Multiplier of the base rate at ``step`` (0-based) of a budgeted run that has spent
+        ``fraction`` (0 to 1) of its training time: warmup until ``warmup_iters`` steps or
+        :data:`BUDGET_WARMUP_FRACTION` of the time, then a decay at each ``lr_steps``
+        fraction of the time."""
+        alpha = min(1.0, max(step / max(self.warmup_iters, 1),
+                             fraction / BUDGET_WARMUP_FRACTION))
+        factor = self.warmup_factor * (1 - alpha) + alpha
+        return factor * self.lr_gamma ** sum(fraction >= f for f in self.lr_steps)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

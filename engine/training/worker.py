@@ -6,15 +6,19 @@ JOB.json`` (:class:`TrainingProcess` does this) and talks to it through pipes.
 
 Protocol (version 1)
 --------------------
-stdout, one JSON object per line, each with ``"event"`` and ``"time"`` (Unix seconds):
+stdout, one JSON object per line, each with ``"event"`` and ``"time"`` (Unix seconds); each is
+a record of :mod:`engine.training.events`:
 
 - ``hello``: ``protocol``, ``pid``: the worker is up and reading commands.
 - ``started``: ``device``, ``amp``, ``train_images``, ``val_images``, ``classes``, ``epochs``,
   ``steps_per_epoch``, ``total_steps``, ``batch_size``, ``world_size``, ``lr``,
-  ``resumed_at_step``.
+  ``resumed_at_step``, ``precision`` ("fp32", "bf16" or "fp16"), ``time_budget_s`` (null
+  without a budget) and ``left_out`` (per split, the images not used by reason).
 - ``step``: ``step``, ``total_steps``, ``epoch`` (1-based), ``batch``, ``batches``, ``losses``
   (the four losses by name), ``loss``, ``lr``, ``images_per_s`` and ``eta_s`` (null until
   measured).
+- ``evaluating``: ``epoch``, ``step``, ``done``, ``total``: an evaluation began (``done`` 0)
+  or got that far.
 - ``eval``: ``epoch``, ``step``, ``AP``, ``AP50``, ``AP75``, ... (pycocotools' twelve numbers),
   ``per_class``, ``per_class_AP50``, ``images``, ``detections``.
 - ``checkpoint``: ``kind`` ("last" or "best"), ``path``, ``step`` (``AP`` for "best").
@@ -23,12 +27,14 @@ stdout, one JSON object per line, each with ``"event"`` and ``"time"`` (Unix sec
   goes on. ``kind`` "unreadable_image": an image whose file cannot be decoded was left out of
   training or evaluation (``split``, ``image_id``, ``path``); once per image and split per run.
 - ``stopped``: ``reason`` ("requested" or "max_steps"), ``step``: a checkpoint was written.
-- ``finished``: ``step``, ``best_AP``.
+- ``finished``: ``step``, ``best_AP``: all epochs, or the whole time budget, trained.
 - ``error``: ``kind`` ("nan", "oom", "data", "config" or "crash"), ``message``.
 
 stdin, one command per line: ``pause``, ``resume``, ``stop``. End of input counts as ``stop``
-(the GUI went away). Exit status: 0 finished, 3 stopped, 1 error, 2 bad job file. Anything on
-stderr is diagnostics for a log, never protocol.
+(the GUI went away). Exit status: 0 finished or stopped (``last.pt`` written; the last event
+says which), 1 error, 2 bad job file. Anything on stderr is diagnostics for a log, never
+protocol. The worker also writes every event but its first ``hello`` to the run's
+``events.jsonl`` (see :func:`engine.training.job.run_job`).
 """
 
 from __future__ import annotations
@@ -46,8 +52,12 @@ import traceback
 from collections.abc import Iterator
 from pathlib import Path
 
-PROTOCOL_VERSION = 1
-EXIT_FINISHED, EXIT_ERROR, EXIT_BAD_JOB, EXIT_STOPPED = 0, 1, 2, 3
+from .events import PROTOCOL_VERSION
+
+# A run that ends as the user asked (its plan done, a stop, a step limit) exits 0 after
+# writing last.pt; its last event says which.
+EXIT_FINISHED = EXIT_STOPPED = 0
+EXIT_ERROR, EXIT_BAD_JOB = 1, 2
 COMMANDS = ("pause", "resume", "stop")
 
 

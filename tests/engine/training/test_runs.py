@@ -12,7 +12,6 @@ import pytest
 from engine.data.demo import write_demo_project
 from engine.training.job import TrainingJob, run_job
 from engine.training.runs import (
-    EventLog,
     list_runs,
     new_run_folder,
     read_events,
@@ -29,15 +28,14 @@ TINY_DETECTOR = {"backbone": "efficientnet_lite0", "min_size": 160, "max_size": 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """A demo project (3 train, 1 val images) with one finished run of one epoch (2 steps),
-    written as the GUI writes it: job.json, events.jsonl and the trainer's files."""
+    written as the GUI's run is: job.json beside what the training process writes (the
+    trainer's files and events.jsonl)."""
     project = write_demo_project(tmp_path_factory.mktemp("runs") / "demo", count=4)
     folder = new_run_folder(project, datetime(2026, 11, 25, 10, 41, 7))
     job = TrainingJob(project=str(project), out=str(folder), device="cpu",
                       detector=TINY_DETECTOR, training={"epochs": 1, "batch_size": 2})
     write_job(folder, job)
-    with EventLog(folder) as log:
-        log.append({"event": "hello", "protocol": 1, "pid": os.getpid()})
-        run_job(job, report=log.append)
+    run_job(job)
     return project, folder
 
 

@@ -88,7 +88,7 @@ def test_resume_after_max_steps_runs_to_the_end_of_its_epochs(run, tmp_path):
     config.write_text(json.dumps(TINY_CONFIG))
     out = tmp_path / "run"
     common = ["--project", str(project), "--out", str(out), "--device", "cpu"]
-    assert main(["train", *common, "--config", str(config), "--max-steps", "2"]) == 3
+    assert main(["train", *common, "--config", str(config), "--max-steps", "2"]) == 0
     assert _position(out / "last.pt") == {"epoch": 0, "batch": 2, "step": 2}
     assert not (out / "best.pt").exists() and not (out / "metrics.jsonl").exists()
 
