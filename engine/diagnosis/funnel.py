@@ -33,7 +33,7 @@ small < 32², medium < 96², large otherwise (pycocotools' ``areaRng``).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import torch
@@ -100,27 +100,34 @@ class BoxFate:
 
 
 def box_fates(
-    trace: Trace, decoded: torch.Tensor | None = None, cover_iou: float = COVER_IOU
+    trace: Trace,
+    decoded: torch.Tensor | Callable[[], torch.Tensor] | None = None,
+    cover_iou: float = COVER_IOU,
 ) -> list[BoxFate]:
     """The fate of every target box of ``trace`` (which must have a target).
 
-    ``decoded`` (R, 4): every anchor moved by the RPN's deltas, in the original image's pixels
-    (the RPN head's ``decoded`` scaled back); it tells ``pre_nms_top_k`` from ``proposals``.
-    Without it, a box no candidate covers is ``proposals``.
+    ``decoded`` (R, 4), or a function returning it (called only when a box needs it): every
+    anchor moved by the RPN's deltas, in the original image's pixels (the RPN head's
+    ``decoded`` scaled back); it tells ``pre_nms_top_k`` from ``proposals``. Without it, a box
+    no candidate covers is ``proposals``.
     """
     if trace.target_boxes is None:
         raise ValueError("the trace has no target boxes: inspect the image with its boxes")
     targets = trace.target_boxes.float().reshape(-1, 4)
     rpn, post = trace.rpn, trace.postprocess
     candidate_iou = _iou(targets, rpn.boxes)
-    if decoded is not None:
-        height, width = trace.image_size
-        clipped = decoded.float().clone()
-        clipped[:, 0::2] = clipped[:, 0::2].clamp(0, width)
-        clipped[:, 1::2] = clipped[:, 1::2].clamp(0, height)
-        decoded_covers = (_iou(targets, clipped) >= cover_iou).any(dim=1)
-    else:
-        decoded_covers = torch.zeros(targets.shape[0], dtype=torch.bool)
+    clipped: list[torch.Tensor] = []
+
+    def decoded_covers(i: int) -> bool:
+        if decoded is None:
+            return False
+        if not clipped:
+            boxes = (decoded() if callable(decoded) else decoded).float().clone()
+            height, width = trace.image_size
+            boxes[:, 0::2] = boxes[:, 0::2].clamp(0, width)
+            boxes[:, 1::2] = boxes[:, 1::2].clamp(0, height)
+            clipped.append(boxes)
+        return bool((_iou(targets[i:i + 1], clipped[0]) >= cover_iou).any())
     proposal_iou = _iou(targets, rpn.proposals)
     probs = trace.box_head.class_probs
     fates = []
@@ -130,7 +137,7 @@ def box_fates(
         if stage in ("anchors", "detected"):
             fate = stage
         elif stage == "proposals":
-            fate = _proposal_fate(candidate_iou[i] >= cover_iou, rpn, bool(decoded_covers[i]))
+            fate = _proposal_fate(candidate_iou[i] >= cover_iou, rpn, lambda i=i: decoded_covers(i))
         elif stage == "classification":
             covering = proposal_iou[i] >= cover_iou
             others = probs[covering, 1:].clone()
@@ -153,11 +160,12 @@ def box_fates(
     return fates
 
 
-def _proposal_fate(covering: torch.Tensor, rpn, decoded_covers: bool) -> str:
+def _proposal_fate(covering: torch.Tensor, rpn, decoded_covers: Callable[[], bool]) -> str:
     """A box no final proposal covers: which RPN step removed its covering candidates.
-    ``covering`` (K,) marks the pre-NMS candidates covering it."""
+    ``covering`` (K,) marks the pre-NMS candidates covering it; ``decoded_covers()`` whether
+    any of the RPN's boxes (all anchors) does."""
     if not bool(covering.any()):
-        return "pre_nms_top_k" if decoded_covers else "proposals"
+        return "pre_nms_top_k" if decoded_covers() else "proposals"
     if not bool((covering & rpn.valid).any()):
         return "rpn_filter"
     if not bool((covering & rpn.nms_kept).any()):
