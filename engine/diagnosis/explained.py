@@ -54,6 +54,15 @@ def best_anchor_ious(outputs: DetectorOutputs, boxes: torch.Tensor) -> torch.Ten
     return box_iou(resized_targets(outputs, boxes), anchors).max(dim=1).values.cpu()
 
 
+def decoded_boxes(outputs: DetectorOutputs) -> torch.Tensor:
+    """(R, 4) image 0's anchors moved by the RPN's deltas (all of them, before any top-k), in
+    the original image's pixels: what :func:`engine.diagnosis.funnel.box_fates` reads to tell a
+    box cut by the pre-NMS top-k from one the RPN never regressed to."""
+    batch = outputs.batch
+    decoded = outputs.rpn.head.decoded[0].reshape(-1, 4).float()
+    return resize_boxes(decoded, batch.image_sizes[0], batch.original_sizes[0]).cpu()
+
+
 def explainable_trace(
     outputs: DetectorOutputs,
     target: dict[str, torch.Tensor],

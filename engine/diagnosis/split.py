@@ -24,10 +24,9 @@ import torch
 from ..detector.inspection import ROI_OVERRIDES, RPN_OVERRIDES, Inspection
 from ..detector.model import DetectorOutputs, FasterRCNN
 from ..detector.trace import Detections
-from ..detector.transform import resize_boxes
 from ..training.data import DetectionDataset, UnreadableImage
 from ..training.evaluation import EvalResult, coco_evaluate, coco_ground_truth, coco_results
-from .explained import best_anchor_ious, explainable_trace
+from .explained import best_anchor_ious, decoded_boxes, explainable_trace
 from .funnel import BoxFate, FunnelCounts, box_fates, count_fates
 from .tide import ImageEval, TideResult, tide
 
@@ -125,7 +124,7 @@ class SplitRunner:
             trace = explainable_trace(outputs, inspection.target, self._anchor_ious[image_id],
                                       self._fg_iou, self._bg_iou, settings)
             fates = [replace(f, index=int(kept_index[f.index]))
-                     for f in box_fates(trace, lambda outputs=outputs: _decoded_original(outputs))]
+                     for f in box_fates(trace, lambda outputs=outputs: decoded_boxes(outputs))]
             record = self.dataset.records[self._record_position(image_id)]
             outcomes.append(ImageOutcome(image_id, str(record.path), tuple(trace.image_size),
                                          fates, trace.detections))
@@ -162,10 +161,3 @@ def _settings(outputs: DetectorOutputs) -> dict[str, float]:
     values.update({name: getattr(outputs.roi.settings, field)
                    for name, field in ROI_OVERRIDES.items()})
     return values
-
-
-def _decoded_original(outputs: DetectorOutputs) -> torch.Tensor:
-    """(R, 4) every anchor moved by the RPN's deltas, in the original image's pixels."""
-    batch = outputs.batch
-    decoded = outputs.rpn.head.decoded[0].reshape(-1, 4).float()
-    return resize_boxes(decoded, batch.image_sizes[0], batch.original_sizes[0]).cpu()
