@@ -33,6 +33,7 @@ from engine.data.importing import import_annotations
 from engine.data.project import Project, ProjectError, split_assignment
 from engine.training.runs import list_runs
 
+from .diagnosis.view import DiagnoseView
 from .export_model_dialog import ExportModelDialog
 from .inspector.view import InspectorView
 from .labeling.view import LabelingView
@@ -79,6 +80,10 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.labeling, "Label")
         self.tabs.addTab(QWidget(), "Train")
         self.tabs.addTab(self.inspector, "Inspect")
+        self.diagnose = DiagnoseView()
+        self.tabs.addTab(self.diagnose, "Diagnose")
+        self.diagnose.open_in_inspector.connect(self.inspect_box)
+        self.diagnose.train_with_preset.connect(self.train_with_preset)
         self.tabs.currentChanged.connect(self._tab_changed)
         self.setCentralWidget(self.tabs)
         for widget in self.labeling.status_widgets:
@@ -202,6 +207,7 @@ class MainWindow(QMainWindow):
         project.check_missing()
         self.labeling.set_project(project)
         self._set_training_view(TrainingView(project.folder))
+        self.diagnose.set_project(project.folder)
         name = self._title or project.folder.name
         read_only = " (read-only)" if project.read_only else ""
         self.setWindowTitle(f"{name}{read_only} — Faster R-CNN Workbench")
@@ -257,6 +263,28 @@ class MainWindow(QMainWindow):
                     [b.category_id for b in editor.boxes], self.project.categories())
         elif current is self.labeling:
             self.labeling.assist.refresh_checkpoints()
+        elif current is self.diagnose:
+            self.diagnose.set_checkpoints(self.checkpoints())
+
+    def inspect_box(self, path: Path, boxes: list, category_ids: list, checkpoint: Path,
+                    _box_index: int) -> None:
+        """Open an image of a diagnosis in the inspector, with its boxes and the checkpoint."""
+        self.tabs.setCurrentWidget(self.inspector)
+        self.inspector.load_checkpoint(checkpoint)
+        categories = self.project.categories() if self.project is not None else None
+        self.inspector.set_image(path, [tuple(b) for b in boxes], list(category_ids), categories)
+
+    def train_with_preset(self, preset: dict) -> None:
+        """Show a suggested training preset in the Train tab, ready to start."""
+        if self.training is None or self.project is None:
+            return
+        job = self.training.form.job(self.project.folder, Path())
+        job.detector = dict(preset.get("detector", {}))
+        job.training = {**job.training, **preset.get("training", {})}
+        self.training.form.apply_job(job)
+        self.tabs.setCurrentWidget(self.training)
+        self.statusBar().showMessage("The suggested preset is in the Train tab: press Start "
+                                     "to train with it", 10000)
 
     def _confirm_stop_training(self, doing: str) -> bool:
         """Before closing or switching projects while training runs: ask. The training is
@@ -484,6 +512,7 @@ class MainWindow(QMainWindow):
         if self.training is not None:
             self.training.shutdown()
         self.inspector.shutdown()
+        self.diagnose.shutdown()
         self.jobs.shutdown()
         if self.project is not None:
             self.project.close()
