@@ -39,6 +39,7 @@ def main() -> None:
     parser.add_argument("--project", type=Path, required=True)
     parser.add_argument("--checkpoint", type=Path)
     parser.add_argument("--split", default="val")
+    parser.add_argument("--out", type=Path, help="also write the diagnosis here (JSON, charts)")
     args = parser.parse_args()
     torch.manual_seed(0)
     if args.checkpoint is None:
@@ -86,6 +87,11 @@ def main() -> None:
           f"search {diagnosis.seconds['anchor_fit_and_search']:.1f} s)")
     print(f"what-if box_score_thresh=0.3: {what_if_roi:.1f} s = {what_if_roi / plain:.2f} x")
     print(f"what-if rpn_nms_thresh={nms:.2f}: {what_if_rpn:.1f} s = {what_if_rpn / plain:.2f} x")
+    if args.out is not None:
+        from engine.diagnosis.report import write_diagnosis
+
+        for path in write_diagnosis(diagnosis, args.out):
+            print(f"wrote {path}")
 
 
 if __name__ == "__main__":
