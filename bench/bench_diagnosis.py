@@ -39,6 +39,7 @@ def main() -> None:
     parser.add_argument("--project", type=Path, required=True)
     parser.add_argument("--checkpoint", type=Path)
     parser.add_argument("--split", default="val")
+    parser.add_argument("--limit", type=int, help="only the split's first N images")
     parser.add_argument("--out", type=Path, help="also write the diagnosis here (JSON, charts)")
     args = parser.parse_args()
     torch.manual_seed(0)
@@ -54,6 +55,11 @@ def main() -> None:
     else:
         checkpoint = args.checkpoint
     session = DiagnosisSession.open(checkpoint, args.project, args.split)
+    if args.limit is not None:
+        session = DiagnosisSession(
+            session.detector, session.dataset.records[: args.limit], session.all_records,
+            session.classes, checkpoint=session.checkpoint, project=session.project,
+            split=session.split)
     model = load_detector(checkpoint).model.eval()
 
     def evaluation() -> float:

@@ -38,6 +38,8 @@ def test_diagnose_fills_the_charts_and_a_box_opens_in_the_inspector(qtbot, tiny,
     project, checkpoint = tiny
     window = MainWindow(project, settings=settings)
     qtbot.addWidget(window)
+    window.show()
+    qtbot.waitExposed(window)
     view = window.diagnose
     window.tabs.setCurrentWidget(view)
     view.set_checkpoints([checkpoint])
@@ -66,6 +68,8 @@ def test_diagnose_fills_the_charts_and_a_box_opens_in_the_inspector(qtbot, tiny,
     row = view.box_rows()[0]
     rect = view.box_table.visualItemRect(view.box_table.item(0, 0))
     view.box_table.scrollToItem(view.box_table.item(0, 0))
+    # Item views take a double-click on the item that was pressed: press, then double-click.
+    qtbot.mouseClick(view.box_table.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
     qtbot.mouseDClick(view.box_table.viewport(), Qt.MouseButton.LeftButton,
                       pos=rect.center())
     assert window.tabs.currentWidget() is window.inspector
