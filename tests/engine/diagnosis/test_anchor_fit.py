@@ -123,3 +123,23 @@ def test_the_preset_is_what_train_config_takes(tmp_path):
 def test_no_boxes_no_change():
     suggestion = suggest_anchors(FitBoxes.from_images([]), DEFAULT, STRIDES, LEVELS)
     assert not suggestion.changed and suggestion.after.share(0.7) == 1.0
+
+
+@pytest.mark.slow
+def test_on_the_demo_project_the_suggestion_reaches_95_percent(tmp_path):
+    from engine.data.demo import write_demo_project
+    from engine.data.project import Project
+
+    folder = write_demo_project(tmp_path / "demo")
+    with Project.open(folder) as project:
+        records = project.dataset(None)
+    boxes = FitBoxes.from_images([
+        (r.image_id, (r.height, r.width), torch.tensor(r.boxes).reshape(-1, 4),
+         torch.tensor(r.category_ids)) for r in records])
+    current = AnchorSettings(240, 320, DEFAULT_SIZES, DEFAULT_ASPECT_RATIOS)  # demo-cpu.json
+    suggestion = suggest_anchors(boxes, current, STRIDES, LEVELS)
+    assert suggestion.before.share(0.7) < 0.6  # 51.8% when measured
+    assert suggestion.after.share(0.7) >= 0.95  # 99.9% when measured
+    for bucket in ("small", "medium", "large"):
+        assert suggestion.after.share(0.7, suggestion.after.bucket_mask(bucket)) >= \
+            suggestion.before.share(0.7, suggestion.before.bucket_mask(bucket))
