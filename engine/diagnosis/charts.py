@@ -2,7 +2,7 @@
 
 The CLI writes charts wherever it runs, with no display and without Qt (the engine never
 imports it), and the charts are simple bars: Pillow's drawing is enough, and it is already a
-dependency. The app draws the same data interactively with pyqtgraph (``app.diagnosis``).
+dependency. The app draws the same data in its own interactive charts (``app.diagnosis``).
 """
 
 from __future__ import annotations
