@@ -35,6 +35,7 @@ from engine.training.runs import list_runs
 
 from .diagnosis.view import DiagnoseView
 from .export_model_dialog import ExportModelDialog
+from .inspector.stage_base import Selection
 from .inspector.view import InspectorView
 from .labeling.view import LabelingView
 from .project_dialogs import ExportDialog, ImportDialog, ReportDialog, SplitDialog
@@ -267,11 +268,22 @@ class MainWindow(QMainWindow):
             self.diagnose.set_checkpoints(self.checkpoints())
 
     def inspect_box(self, path: Path, boxes: list, category_ids: list, checkpoint: Path,
-                    _box_index: int) -> None:
-        """Open an image of a diagnosis in the inspector, with its boxes and the checkpoint."""
+                    box_index: int) -> None:
+        """Open an image of a diagnosis in the inspector, with its boxes and the checkpoint, on
+        the detections stage with box ``box_index`` selected once its trace arrives."""
         self.tabs.setCurrentWidget(self.inspector)
         self.inspector.load_checkpoint(checkpoint)
         categories = self.project.categories() if self.project is not None else None
+        self.inspector.set_stage("detections")
+
+        def select_box() -> None:
+            self.inspector.trace_changed.disconnect(select_box)
+            trace = self.inspector.trace
+            if trace is not None and trace.target_boxes is not None and \
+                    box_index < trace.target_boxes.shape[0]:
+                self.inspector.set_selection(Selection("target", box_index))
+
+        self.inspector.trace_changed.connect(select_box)
         self.inspector.set_image(path, [tuple(b) for b in boxes], list(category_ids), categories)
 
     def train_with_preset(self, preset: dict) -> None:

@@ -76,6 +76,12 @@ def test_diagnose_fills_the_charts_and_a_box_opens_in_the_inspector(qtbot, tiny,
     session = window.inspector.session
     assert session.image_path.name == row["path"].split("/")[-1]
     assert session.checkpoint == checkpoint
+    # Once its trace arrives: the detections stage, with the box selected.
+    qtbot.waitUntil(lambda: window.inspector.trace is not None, timeout=WAIT_MS)
+    assert window.inspector.stage_key == "detections"
+    selection = window.inspector._selections.get("detections")
+    assert selection is not None and selection.kind == "target"
+    assert selection.index == row["box_index"]
     window.close()
 
 
