@@ -57,6 +57,17 @@ def test_diagnose_fills_the_charts_and_a_box_opens_in_the_inspector(qtbot, tiny,
     assert view.box_table.rowCount() == boxes
     assert "%" in view.suggestion_label.text()
 
+    # The suggested preset, in one click, into the Train tab's form (shapes of 20-90 px shrunk
+    # to 96 px images are smaller than the default anchors: the search finds better ones).
+    assert diagnosis.suggestion.changed
+    view.tabs.setCurrentIndex(1)
+    view.train_button.click()
+    assert window.tabs.currentWidget() is window.training
+    job = window.training.form.job(project, project / "runs" / "x")
+    assert job.detector["anchor_sizes"] == diagnosis.preset["detector"]["anchor_sizes"]
+    assert job.detector["aspect_ratios"] == diagnosis.preset["detector"]["aspect_ratios"]
+    window.tabs.setCurrentWidget(view)
+
     # What if: a stricter score threshold, from the kept outputs.
     view.what_if_fields["box_score_thresh"].setValue(0.9)
     with qtbot.waitSignal(view.diagnosis_ready, timeout=WAIT_MS):
