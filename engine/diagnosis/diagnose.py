@@ -17,7 +17,6 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 
 import torch
 
@@ -187,7 +186,3 @@ def _only(record: TrainingRecord, category_ids: set[int]) -> TrainingRecord:
     return replace(record, boxes=tuple(record.boxes[i] for i in keep),
                    category_ids=tuple(record.category_ids[i] for i in keep),
                    difficult=tuple(record.difficult[i] for i in keep))
-
-
-def project_path(diagnosis: Diagnosis) -> Path:
-    return Path(diagnosis.project)
