@@ -33,7 +33,9 @@ from engine.data.importing import import_annotations
 from engine.data.project import Project, ProjectError, split_assignment
 from engine.training.runs import list_runs
 
+from .diagnosis.view import DiagnoseView
 from .export_model_dialog import ExportModelDialog
+from .inspector.stage_base import Selection
 from .inspector.view import InspectorView
 from .labeling.view import LabelingView
 from .project_dialogs import ExportDialog, ImportDialog, ReportDialog, SplitDialog
@@ -79,6 +81,10 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.labeling, "Label")
         self.tabs.addTab(QWidget(), "Train")
         self.tabs.addTab(self.inspector, "Inspect")
+        self.diagnose = DiagnoseView()
+        self.tabs.addTab(self.diagnose, "Diagnose")
+        self.diagnose.open_in_inspector.connect(self.inspect_box)
+        self.diagnose.train_with_preset.connect(self.train_with_preset)
         self.tabs.currentChanged.connect(self._tab_changed)
         self.setCentralWidget(self.tabs)
         for widget in self.labeling.status_widgets:
@@ -202,6 +208,7 @@ class MainWindow(QMainWindow):
         project.check_missing()
         self.labeling.set_project(project)
         self._set_training_view(TrainingView(project.folder))
+        self.diagnose.set_project(project.folder)
         name = self._title or project.folder.name
         read_only = " (read-only)" if project.read_only else ""
         self.setWindowTitle(f"{name}{read_only} — Faster R-CNN Workbench")
@@ -257,6 +264,39 @@ class MainWindow(QMainWindow):
                     [b.category_id for b in editor.boxes], self.project.categories())
         elif current is self.labeling:
             self.labeling.assist.refresh_checkpoints()
+        elif current is self.diagnose:
+            self.diagnose.set_checkpoints(self.checkpoints())
+
+    def inspect_box(self, path: Path, boxes: list, category_ids: list, checkpoint: Path,
+                    box_index: int) -> None:
+        """Open an image of a diagnosis in the inspector, with its boxes and the checkpoint, on
+        the detections stage with box ``box_index`` selected once its trace arrives."""
+        self.tabs.setCurrentWidget(self.inspector)
+        self.inspector.load_checkpoint(checkpoint)
+        categories = self.project.categories() if self.project is not None else None
+        self.inspector.set_stage("detections")
+
+        def select_box() -> None:
+            self.inspector.trace_changed.disconnect(select_box)
+            trace = self.inspector.trace
+            if trace is not None and trace.target_boxes is not None and \
+                    box_index < trace.target_boxes.shape[0]:
+                self.inspector.set_selection(Selection("target", box_index))
+
+        self.inspector.trace_changed.connect(select_box)
+        self.inspector.set_image(path, [tuple(b) for b in boxes], list(category_ids), categories)
+
+    def train_with_preset(self, preset: dict) -> None:
+        """Show a suggested training preset in the Train tab, ready to start."""
+        if self.training is None or self.project is None:
+            return
+        job = self.training.form.job(self.project.folder, Path())
+        job.detector = dict(preset.get("detector", {}))
+        job.training = {**job.training, **preset.get("training", {})}
+        self.training.form.apply_job(job)
+        self.tabs.setCurrentWidget(self.training)
+        self.statusBar().showMessage("The suggested preset is in the Train tab: press Start "
+                                     "to train with it", 10000)
 
     def _confirm_stop_training(self, doing: str) -> bool:
         """Before closing or switching projects while training runs: ask. The training is
@@ -484,6 +524,7 @@ class MainWindow(QMainWindow):
         if self.training is not None:
             self.training.shutdown()
         self.inspector.shutdown()
+        self.diagnose.shutdown()
         self.jobs.shutdown()
         if self.project is not None:
             self.project.close()

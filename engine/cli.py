@@ -735,6 +735,64 @@ def _add_export_command(commands: argparse._SubParsersAction) -> None:
     export.set_defaults(func=_cmd_export_model)
 
 
+def _cmd_diagnose(args: argparse.Namespace) -> int:
+    from .diagnosis.diagnose import DiagnosisSession
+    from .diagnosis.report import write_diagnosis
+    from .training.trainer import resolve_device
+
+    overrides = {}
+    for item in args.what_if or []:
+        name, _, value = item.partition("=")
+        if name not in _INSPECT_OVERRIDES or not value:
+            print(f"frcnn: error: --what-if {item}: give NAME=VALUE with NAME one of "
+                  f"{', '.join(_INSPECT_OVERRIDES)}", file=sys.stderr)
+            return 2
+        overrides[name] = float(value)
+    session = DiagnosisSession.open(args.checkpoint, args.project, args.split,
+                                    resolve_device(args.device))
+    for note in session.notes:
+        print(f"frcnn: note: {note}", file=sys.stderr)
+    diagnosis = session.run()
+    if overrides:
+        session.what_if(**overrides)
+    written = write_diagnosis(diagnosis, args.out, charts=not args.no_charts)
+    base = diagnosis.base
+    print(f"{args.split}: {len(base.images)} images, {base.funnel.boxes} boxes; "
+          f"AP {base.evaluation.ap:.3f}, AP50 {base.evaluation.ap50:.3f}")
+    for fate, count in base.funnel.total.items():
+        if count:
+            print(f"  {fate:16s} {count}")
+    tide = base.tide
+    print("TIDE dAP (AP points): " + ", ".join(f"{k} {v:.2f}" for k, v in tide.dap.items()))
+    suggestion = diagnosis.suggestion
+    print(f"anchors: {100 * suggestion.before.share(0.7):.1f}% of the project's boxes have an "
+          f"anchor at IoU >= 0.7; suggested: {100 * suggestion.after.share(0.7):.1f}%")
+    for result in diagnosis.what_ifs:
+        print(f"what-if {result.settings}: AP {result.evaluation.ap:.3f}, "
+              f"AP50 {result.evaluation.ap50:.3f}")
+    for path in written:
+        print(f"wrote {path}")
+    return 0
+
+
+def _add_diagnose_command(commands: argparse._SubParsersAction) -> None:
+    diagnose = commands.add_parser(
+        "diagnose", help="where a checkpoint loses each box of a split, TIDE's error types, "
+                         "the anchors' fit and a suggested training preset")
+    diagnose.add_argument("--checkpoint", type=Path, required=True)
+    diagnose.add_argument("--project", type=Path, required=True)
+    diagnose.add_argument("--split", default="val")
+    diagnose.add_argument("--out", type=Path, default=Path("diagnosis"),
+                          help="folder for diagnosis.json, suggested-preset.json and the PNG "
+                               "charts (default: ./diagnosis)")
+    diagnose.add_argument("--device", default="auto")
+    diagnose.add_argument("--what-if", action="append", metavar="NAME=VALUE",
+                          help="also re-evaluate with this setting (repeatable), e.g. "
+                               "rpn_nms_thresh=0.6 or box_score_thresh=0.3")
+    diagnose.add_argument("--no-charts", action="store_true", help="write no PNG charts")
+    diagnose.set_defaults(func=_cmd_diagnose)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="frcnn", description=engine_doc)
     parser.add_argument("--max-image-pixels", type=_pixel_limit, metavar="N",
@@ -755,6 +813,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_commands(commands)
     _add_project_commands(commands)
     _add_export_command(commands)
+    _add_diagnose_command(commands)
     return parser
 
 

@@ -141,14 +141,7 @@ class Inspection:
         """A Trace for these settings; after the first run, only the stages downstream of a
         changed setting are computed again."""
         rpn_settings, roi_settings = self.settings(**overrides)
-        if self._outputs is None:
-            self._first_run(rpn_settings, roi_settings)
-        else:
-            previous = self._outputs
-            self._outputs = self.model.run_heads(
-                previous.batch, previous.features, rpn_settings=rpn_settings,
-                detection_settings=roi_settings, reuse=previous, box_head=self._box_head,
-            )
+        self._compute(rpn_settings, roi_settings)
         outputs, builder = self._outputs, self._builder
         if self._proposal_parts is None or self._proposal_parts[0] is not outputs.rpn:
             self._proposal_parts = (outputs.rpn,
@@ -160,6 +153,24 @@ class Inspection:
             detections=builder.detections(outputs),
             settings=_settings_dict(rpn_settings, roi_settings),
         )
+
+    @torch.inference_mode()
+    def run_outputs(self, **overrides: float) -> DetectorOutputs:
+        """The stage outputs for these settings, computed as :meth:`run` computes them (only
+        the stages downstream of a changed setting), without building a Trace: for a caller
+        that reads a few stages of many images, such as a diagnosis of a split."""
+        self._compute(*self.settings(**overrides))
+        return self._outputs
+
+    def _compute(self, rpn_settings: ProposalSettings, roi_settings: DetectionSettings) -> None:
+        if self._outputs is None:
+            self._first_run(rpn_settings, roi_settings)
+        else:
+            previous = self._outputs
+            self._outputs = self.model.run_heads(
+                previous.batch, previous.features, rpn_settings=rpn_settings,
+                detection_settings=roi_settings, reuse=previous, box_head=self._box_head,
+            )
 
     def _first_run(self, rpn_settings: ProposalSettings, roi_settings: DetectionSettings) -> None:
         recorder = StageRecorder()
