@@ -31,6 +31,7 @@ from app import file_dialogs
 from engine.data.exporting import export_annotations
 from engine.data.importing import import_annotations
 from engine.data.project import Project, ProjectError, split_assignment
+from engine.text import count
 from engine.training.runs import list_runs
 
 from .export_model_dialog import ExportModelDialog
@@ -333,7 +334,7 @@ class MainWindow(QMainWindow):
 
         def failed(error: BaseException, _details: str) -> None:
             progress.close()
-            self.labeling.reload_project()
+            self.labeling.reload_project(keep_history=True)  # the project is unchanged
             QMessageBox.warning(self, "Faster R-CNN Workbench",
                                 f"{error}\n\nThe project is unchanged.")
 
@@ -372,7 +373,7 @@ class MainWindow(QMainWindow):
 
     def _exported(self, out: Path, result) -> None:
         written, entries = result
-        summary = f"Wrote {len(written)} file{'s' if len(written) != 1 else ''} to {out}."
+        summary = f"Wrote {count(len(written), 'file')} to {out}."
         self.statusBar().showMessage(summary, 10000)
         self.last_report = ReportDialog("Export report", summary, entries, self)
         self.last_report.show()
@@ -395,11 +396,11 @@ class MainWindow(QMainWindow):
                           [Path(f) for f in files], done=self._images_added)
 
     def _images_added(self, result) -> None:
-        self.labeling.reload_project()
+        self.labeling.reload_project(keep_history=True)  # boxes unchanged: undo stays valid
         notes = len(result.entries) - len(result.skipped)
-        summary = (f"Added {len(result.added)} images; {len(result.skipped)} left out"
-                   + (f"; {notes} notes (same content as another image)" if notes else "")
-                   + ".")
+        summary = (f"Added {count(len(result.added), 'image')}; {len(result.skipped)} left out"
+                   + (f"; {count(notes, 'note')} (same content as another image)"
+                      if notes else "") + ".")
         self.statusBar().showMessage(summary, 10000)
         if result.entries:
             self.last_report = ReportDialog("Add images", summary, result.entries, self)

@@ -51,6 +51,7 @@ from PySide6.QtWidgets import (
 
 from engine.data.annotations import SPLITS, STATUSES
 from engine.data.project import NO_SPLIT, ImageRow, Project, ProjectError
+from engine.text import natural_key
 
 from .thumbnails import ThumbnailLoader
 
@@ -562,7 +563,8 @@ class ImageListPanel(QWidget):
     def _reload_all(self, project: Project) -> None:
         self._fill_class_filter(project)
         scroll = self.view.verticalScrollBar().value()
-        rows = project.images()
+        # Names in natural order (raccoon-2 before raccoon-10), as a file manager lists them.
+        rows = sorted(project.images(), key=lambda row: natural_key(row.path))
         self.loader.forget([row.id for row in rows
                             if (old := self.model.image_row(row.id)) is not None
                             and (old.hash, old.problem) != (row.hash, row.problem)])

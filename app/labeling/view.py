@@ -209,12 +209,15 @@ class LabelingView(QWidget):
                                     "File > Add images… or File > Import annotations…")
         self._update_actions()
 
-    def reload_project(self) -> None:
-        """After a change made outside the editor (an import): re-read everything."""
+    def reload_project(self, *, keep_history: bool = False) -> None:
+        """After a change made outside the editor: re-read everything. An import may change
+        boxes under the undo history, which is then forgotten; ``keep_history`` for changes
+        that leave every existing image's boxes as they were (added images)."""
         if self.project is None or self.editor is None:
             return
         self.flush()
-        self.editor.clear_history()
+        if not keep_history:
+            self.editor.clear_history()
         current = self.editor.image_id
         self.image_list.refresh_images(None)
         self.class_panel.refresh()

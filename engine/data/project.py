@@ -40,6 +40,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from engine.text import count as count_of
+from engine.text import natural_key
+
 from .annotations import SPLITS, STATUSES, BoxRecord, ReportEntry
 from .images import ImageLoadError, file_hash, image_size
 from .schema import (
@@ -239,14 +242,15 @@ class ProjectInfo:
             (cw, ch), common = self.most_common_size
             out.append(f"image sizes: smallest {self.smallest_size[0]}x{self.smallest_size[1]}, "
                        f"largest {self.largest_size[0]}x{self.largest_size[1]}, "
-                       f"most common {cw}x{ch} ({common} images)")
+                       f"most common {cw}x{ch} ({count_of(common, 'image')})")
         if self.unknown_size:
             out.append(f"images of unknown size: {self.unknown_size}")
         out.append(f"missing images: {len(self.missing)}")
-        out.extend(f"  missing: {path}" for path in self.missing)
+        out.extend(f"  missing: {path}" for path in sorted(self.missing, key=natural_key))
         if self.unreadable:
             out.append(f"unreadable images: {len(self.unreadable)}")
-            out.extend(f"  unreadable: {path}" for path in self.unreadable)
+            out.extend(f"  unreadable: {path}"
+                       for path in sorted(self.unreadable, key=natural_key))
         return out
 
 
@@ -1100,11 +1104,13 @@ def _check_name(name: str) -> str:
 
 
 def image_files(paths: Iterable[str | os.PathLike]) -> Iterator[Path]:
-    """Files as given; folders -> their image files (by suffix), recursively, sorted."""
+    """Files as given; folders -> their image files (by suffix), recursively, in natural
+    order (img-2 before img-10)."""
     for path in paths:
         path = Path(path)
         if path.is_dir():
-            yield from sorted(p for p in path.rglob("*")
-                              if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+            yield from sorted((p for p in path.rglob("*")
+                               if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()),
+                              key=lambda p: natural_key(str(p)))
         else:
             yield path

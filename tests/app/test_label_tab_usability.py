@@ -4,6 +4,8 @@ suggestions panel and the status bar."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from PySide6.QtCore import QPointF, Qt
 
 from app.labeling import geometry
@@ -84,3 +86,44 @@ def test_the_nearest_corner_of_unselected_boxes_wins():
     assert geometry.corner_at(boxes, 50.5, 50.5, 6.0) == (0, geometry.Handle.SE)
     assert geometry.corner_at(boxes, 51.5, 51.5, 6.0) == (1, geometry.Handle.NW)
     assert geometry.corner_at(boxes, 25.0, 25.0, 6.0) is None
+
+
+def _write_png(path, size=(24, 16)) -> None:
+    from PIL import Image
+
+    Image.new("RGB", size, (90, 120, 150)).save(path)
+
+
+def test_adding_images_lists_them_in_natural_order_and_keeps_undo(qtbot, window, tmp_path,
+                                                                  monkeypatch):
+    from app import file_dialogs
+
+    canvas = window.labeling.canvas
+    _clear_boxes(qtbot, window)
+    _draw(qtbot, canvas, (10, 10, 50, 40))
+    assert window.labeling.editor.can_undo
+    folder = tmp_path / "new"
+    folder.mkdir()
+    names = ["raccoon-10.png", "raccoon-2.png", "raccoon-1.png", "raccoon-100.png"]
+    for name in names:
+        _write_png(folder / name)
+    monkeypatch.setattr(file_dialogs, "get_open_file_names",
+                        lambda *args, **kwargs: ([str(folder / n) for n in names], ""))
+    window.ask_add_images()
+    model = window.labeling.image_list.model
+    qtbot.waitUntil(lambda: model.total == 4 + len(names), timeout=10000)
+    shown = [model.image_row(model.image_id(r)).path for r in range(model.rowCount())]
+    added = [Path(p).name for p in shown if "raccoon" in p]
+    assert added == ["raccoon-1.png", "raccoon-2.png", "raccoon-10.png", "raccoon-100.png"]
+    assert window.labeling.editor.can_undo, "adding images must keep the undo history"
+    assert "Added 4 images" in window.statusBar().currentMessage()
+    window.labeling.actions["undo"].trigger()  # Edit > Undo: the box drawn before is gone
+    assert _rects(window) == []
+
+
+def test_folders_list_their_images_in_natural_order(tmp_path):
+    from engine.data.project import image_files
+
+    for name in ("b-10.png", "b-9.png", "a-1.png"):
+        _write_png(tmp_path / name)
+    assert [p.name for p in image_files([tmp_path])] == ["a-1.png", "b-9.png", "b-10.png"]
