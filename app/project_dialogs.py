@@ -37,6 +37,7 @@ from PySide6.QtWidgets import (
 from app import file_dialogs
 from engine.data.annotations import ReportEntry
 from engine.data.formats import FORMATS, IMAGE_MODES
+from engine.text import count
 
 FORMAT_NAMES = {"auto": "Detect automatically", "coco": "COCO JSON", "voc": "Pascal VOC XML",
                 "yolo": "YOLO (Ultralytics layout)", "labelme": "labelme JSON"}
@@ -208,7 +209,7 @@ class SplitDialog(QDialog):
         form.addRow("Seed:", self.seed)
         self.only_unassigned = QCheckBox("Only images without a split")
         form.addRow("", self.only_unassigned)
-        note = QLabel(f"The {images} images are shuffled (seeded) and cut in these "
+        note = QLabel(f"The {count(images, 'image')} are shuffled (seeded) and cut in these "
                       f"proportions. Edit > Undo restores the previous splits.")
         note.setWordWrap(True)
         self.buttons = _ok_cancel(self, "Assign")
@@ -246,12 +247,17 @@ class ReportDialog(QDialog):
                 item = QTableWidgetItem(text)
                 item.setToolTip(text)
                 self.table.setItem(row, column, item)
-        self.table.setWordWrap(True)
-        self.table.resizeColumnsToContents()
+        # One line per row (the whole text in its tooltip and in "Copy report"): wrapped rows
+        # sized before the table has its width grow to hundreds of pixels each.
+        self.table.setWordWrap(False)
+        self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        rows = self.table.verticalHeader()
+        rows.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+        rows.setDefaultSectionSize(self.table.fontMetrics().height() + 8)
         header = self.table.horizontalHeader()
-        header.setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
         header.setMaximumSectionSize(420)
-        self.table.resizeRowsToContents()
+        self.table.resizeColumnsToContents()
+        header.setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
         # What was taken, file by file, beside what was not taken as it was.
         self.imported = QListWidget()
         self.imported.addItems(imported or [])

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from . import __doc__ as engine_doc
+from .text import count
 
 
 def _cmd_backbones(_args: argparse.Namespace) -> int:
@@ -101,9 +102,10 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
 
         written.append(save_trace(trace, args.out / "trace.pt"))
     counts = trace.summary()
-    print(f"{args.image}: {counts['anchors']} anchors, {counts['rpn']['proposals']} proposals, "
-          f"{counts['detections']} detections")
-    print(f"wrote {len(written)} files to {args.out}")
+    print(f"{args.image}: {count(counts['anchors'], 'anchor')}, "
+          f"{count(counts['rpn']['proposals'], 'proposal')}, "
+          f"{count(counts['detections'], 'detection')}")
+    print(f"wrote {count(len(written), 'file')} to {args.out}")
     return 0
 
 
@@ -324,7 +326,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             })
     args.out.write_text(json.dumps(results, indent=1))
     ids = f"image ids from {args.coco}" if args.coco else "image ids 1.. in the order given"
-    print(f"{len(results)} detections in {len(args.images) - skipped} images -> {args.out} "
+    print(f"{count(len(results), 'detection')} in {count(len(args.images) - skipped, 'image')} "
+          f"-> {args.out} "
           f"({ids})")
     return 0 if not skipped else 1
 
@@ -411,7 +414,7 @@ def _cmd_add_images(args: argparse.Namespace) -> int:
         raise ValueError(f"{names}: no image files (.jpg, .png, ...) there")
     with Project.open_or_create(args.project) as project:
         result = project.add_images(args.paths, split=args.split)
-    print(f"added {len(result.added)} images to {args.project} (unlabeled); "
+    print(f"added {count(len(result.added), 'image')} to {args.project} (unlabeled); "
           f"{len(result.skipped)} left out")
     for entry in result.entries:
         print(f"  {entry}")
@@ -423,7 +426,7 @@ def _cmd_export_annotations(args: argparse.Namespace) -> int:
 
     written, entries = export_annotations(args.project, args.format, args.out,
                                           split=args.split, images=args.images)
-    print(f"wrote {len(written)} files to {args.out}")
+    print(f"wrote {count(len(written), 'file')} to {args.out}")
     for entry in entries:
         print(f"  {entry}")
     return 0
@@ -459,7 +462,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     folder = write_demo_project(args.out, count=args.count, seed=args.seed)
     with Project.open(folder) as project:
         info = project.info()
-    print(f"demo project written to {folder}: {info.images} images, {info.boxes} boxes, "
+    print(f"demo project written to {folder}: {count(info.images, 'image')}, "
+          f"{count(info.boxes, 'box')}, "
           f"train {info.by_split['train']}, val {info.by_split['val']}")
     return 0
 

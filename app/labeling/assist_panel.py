@@ -229,6 +229,24 @@ class AssistPanel(QWidget):
         """``value`` None: follow the slider."""
         self._class_spins[category_id].setValue(FOLLOW_GLOBAL if value is None else value)
 
+    def thresholds(self) -> dict:
+        """The thresholds as set, to keep between runs: ``{"all": slider value, "classes":
+        {category id (text): own threshold}}`` (classes that follow the slider left out)."""
+        return {"all": self.slider.value() / 100,
+                "classes": {str(cid): spin.value() for cid, spin in self._class_spins.items()
+                            if spin.value() >= 0}}
+
+    def set_thresholds(self, thresholds: dict) -> None:
+        """Set what :meth:`thresholds` gave (unknown classes and bad values ignored)."""
+        value = thresholds.get("all")
+        if isinstance(value, (int, float)) and 0 <= value <= 1:
+            self.slider.setValue(round(value * 100))
+        classes = thresholds.get("classes")
+        for cid, spin in self._class_spins.items():
+            own = classes.get(str(cid)) if isinstance(classes, dict) else None
+            spin.setValue(own if isinstance(own, (int, float)) and 0 <= own <= 1
+                          else FOLLOW_GLOBAL)
+
     def shown(self) -> tuple[tuple[int, BoxRecord], ...]:
         """The current image's suggestions at or above their class's threshold, with their
         index in the editor's list."""

@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
 )
 
 from engine.data.project import Project, ProjectError
+from engine.text import count
 from engine.training.job import TrainingJob
 from engine.training.progress import format_duration
 from engine.training.runs import RunInfo, new_run_folder, read_events, write_job
@@ -64,7 +65,8 @@ def training_data_problem(project_folder: Path) -> tuple[str | None, str | None]
                "example 80% train, 20% val)")
         if images:
             return (f"Nothing to train on: training uses the images marked done in the train "
-                    f"split, and none of the project's {images} images is both. {how}."), None
+                    f"split, and none of the project's {count(images, 'image')} is both. "
+                    f"{how}."), None
         return f"Nothing to train on: the project has no images. Add images; {how[0].lower()}" \
                f"{how[1:]}.", None
     if not val:
@@ -284,8 +286,10 @@ class TrainingView(QWidget):
             resumed = (f", resumed at step {event['resumed_at_step']}"
                        if event["resumed_at_step"] else "")
             self._say(f"Training on {event['device']}: {event['train_images']} train / "
-                      f"{event['val_images']} val images, {len(event['classes'])} classes, "
-                      f"{event['epochs']} epochs of {event['steps_per_epoch']} steps, lr "
+                      f"{count(event['val_images'], 'val image')}, "
+                      f"{count(len(event['classes']), 'class')}, "
+                      f"{count(event['epochs'], 'epoch')} of "
+                      f"{count(event['steps_per_epoch'], 'step')}, lr "
                       f"{event['lr']:.4g}{resumed}.")
         elif kind == "step":
             self.progress.setRange(0, max(1, event["total_steps"]))

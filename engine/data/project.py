@@ -733,8 +733,9 @@ class Project:
             in_use = self._category_box_count(category_id)
             if in_use and not delete_boxes:
                 raise ProjectError(
-                    f"{self.folder}: category {category.name!r} is used by {in_use} boxes; "
-                    f"reassign them to another category or delete them with it")
+                    f"{self.folder}: category {category.name!r} is used by "
+                    f"{count_of(in_use, 'box')}; reassign them to another category or delete "
+                    f"them with it")
             if in_use:
                 db.execute("DELETE FROM boxes WHERE category_id = ?", (category_id,))
             db.execute("DELETE FROM categories WHERE id = ?", (category_id,))

@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
+from ..text import count
+
 
 def format_duration(seconds: float | None) -> str:
     """``h:mm:ss`` or ``mm:ss`` (rounded to the second); "--:--" when unknown."""
@@ -39,9 +41,9 @@ class TerminalProgress:
         if kind == "started":
             self._print(
                 f"training on {event['device']}{' with AMP' if event['amp'] else ''}: "
-                f"{event['train_images']} train / {event['val_images']} val images, "
-                f"{len(event['classes'])} classes, {event['epochs']} epochs of "
-                f"{event['steps_per_epoch']} steps, lr {event['lr']:.4g}"
+                f"{event['train_images']} train / {count(event['val_images'], 'val image')}, "
+                f"{count(len(event['classes']), 'class')}, {count(event['epochs'], 'epoch')} "
+                f"of {count(event['steps_per_epoch'], 'step')}, lr {event['lr']:.4g}"
                 + (f", resumed at step {event['resumed_at_step']}"
                    if event["resumed_at_step"] else ""))
         elif kind == "eval":

@@ -127,3 +127,16 @@ def test_folders_list_their_images_in_natural_order(tmp_path):
     for name in ("b-10.png", "b-9.png", "a-1.png"):
         _write_png(tmp_path / name)
     assert [p.name for p in image_files([tmp_path])] == ["a-1.png", "b-9.png", "b-10.png"]
+
+
+def test_the_image_info_and_labeling_tools_show_only_on_the_label_tab(qtbot, window):
+    view = window.labeling
+    assert view.size_label.isVisible() and view.count_label.isVisible()
+    for index in (1, 2):  # Train, Inspect
+        window.tabs.setCurrentIndex(index)
+        qtbot.waitUntil(lambda: not view.size_label.isVisible())
+        assert not any(widget.isVisible() for widget in view.status_widgets)
+        assert not window.toolbar.isVisible()
+    window.tabs.setCurrentIndex(0)
+    qtbot.waitUntil(lambda: view.size_label.isVisible())
+    assert view.count_label.isVisible() and window.toolbar.isVisible()
