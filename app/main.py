@@ -13,13 +13,14 @@ import sys
 from pathlib import Path
 
 from PySide6.QtCore import QEventLoop, QSettings, Qt
-from PySide6.QtWidgets import QProgressDialog
+from PySide6.QtWidgets import QApplication, QProgressDialog
 
 from engine.data.demo import write_demo_project
 from engine.data.project import Project
 
 from .data_folder import demo_project_folder
 from .main_window import APPLICATION_NAME, MainWindow, main_window_application
+from .platform_check import uses_xcb, xcb_problem
 from .workers import TaskRunner
 
 # The app's demo has images left to label too: train on the 300 labeled ones, then let the
@@ -68,6 +69,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="project folder (default: the project used last; the demo "
                              "project on the first start)")
     args = parser.parse_args(argv)
+    if uses_xcb() and QApplication.instance() is None:
+        problem = xcb_problem()
+        if problem is not None:  # Qt would stop with "could not load the Qt platform plugin"
+            print(f"{APPLICATION_NAME}: error: {problem}", file=sys.stderr)
+            return 1
     app = main_window_application()
     if args.project is not None and not Project.exists(args.project):
         print(f"{APPLICATION_NAME}: error: {args.project}: not a project folder (no "

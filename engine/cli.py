@@ -8,7 +8,6 @@ import os
 import sys
 from pathlib import Path
 
-from . import __doc__ as engine_doc
 from .text import count
 
 
@@ -547,8 +546,16 @@ def _add_export_command(commands: argparse._SubParsersAction) -> None:
     export.set_defaults(func=_cmd_export_model)
 
 
+# What `frcnn --help` says first: for the user of the command, not the code's reader.
+HELP_DESCRIPTION = ("Faster R-CNN Workbench on the command line: import and export annotations, "
+                    "train and evaluate a detector, look inside it on an image, export a "
+                    "trained model.")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="frcnn", description=engine_doc)
+    parser = argparse.ArgumentParser(
+        prog="frcnn", description=HELP_DESCRIPTION,
+        epilog="`frcnn COMMAND --help` lists a command's options. The app: frcnn-workbench.")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("backbones", help="list the available backbones").set_defaults(
         func=_cmd_backbones
