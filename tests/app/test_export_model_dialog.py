@@ -11,9 +11,9 @@ from engine.data.demo import CLASSES
 from engine.detector.checkpoint import ClassInfo, save_detector
 
 
-def _run_checkpoint(window):
+def _run_checkpoint(window, backbone="resnet18"):
     torch.manual_seed(0)
-    model = build_model("resnet18", num_classes=len(CLASSES) + 1, min_size=224, max_size=320)
+    model = build_model(backbone, num_classes=len(CLASSES) + 1, min_size=224, max_size=320)
     with torch.no_grad():
         model.roi_heads.box_predictor.cls_score.weight.mul_(3)
     run = window.project.folder / "runs" / "2026-11-25_10-00-00"
@@ -49,12 +49,14 @@ def test_exporting_a_run_checkpoint_to_torchscript(qtbot, window):
 
 
 def test_the_format_offered_first_is_one_the_checkpoint_supports(qtbot, window):
-    _run_checkpoint(window)  # a resnet18 backbone: torchvision's builders have none
+    # The default backbone: torchvision's builders have none for it.
+    _run_checkpoint(window, "efficientnet_lite0")
     dialog = _open_dialog(qtbot, window)
     assert dialog.format.currentData() == "torchscript"
     torchvision = dialog.format.findData("torchvision")
     assert not dialog.format.model().item(torchvision).isEnabled()
-    assert "resnet18" in dialog.format.itemData(torchvision, Qt.ItemDataRole.ToolTipRole)
+    assert "efficientnet_lite0" in dialog.format.itemData(torchvision,
+                                                          Qt.ItemDataRole.ToolTipRole)
     assert "torchvision" in dialog.formats_note.text()
     dialog.close()
 
