@@ -10,7 +10,8 @@ _DIGITS = re.compile(r"(\d+)")
 
 # Nouns whose plural is not the noun + "s".
 _IRREGULAR = {"entry": "entries", "class": "classes", "box": "boxes", "match": "matches",
-              "category": "categories", "anchor": "anchors", "proposal": "proposals"}
+              "category": "categories", "anchor": "anchors", "proposal": "proposals",
+              "epoch": "epochs"}
 
 
 def plural(noun: str) -> str:

@@ -51,7 +51,7 @@ from PySide6.QtWidgets import (
 
 from engine.data.annotations import SPLITS, STATUSES
 from engine.data.project import NO_SPLIT, ImageRow, Project, ProjectError
-from engine.text import natural_key
+from engine.text import count, natural_key
 
 from .thumbnails import ThumbnailLoader
 
@@ -618,7 +618,7 @@ class ImageListPanel(QWidget):
         self.image_selected.emit(self._current_id)
 
     def _update_count(self) -> None:
-        self.count_label.setText(f"{self.model.rowCount()} of {self.model.total} images")
+        self.count_label.setText(f"{self.model.rowCount()} of {count(self.model.total, 'image')}")
 
     def _trim_requests(self) -> None:
         """Keep only thumbnail requests for the rows in view (and a screenful around them)."""
