@@ -229,6 +229,9 @@ class SplitDialog(QDialog):
         return SplitChoice(ratios, self.seed.value(), self.only_unassigned.isChecked())
 
 
+ITEM_COLUMN_MAX = 230
+
+
 class ReportDialog(QDialog):
     """A summary line and, one per row, every item that was not taken as it was."""
 
@@ -254,9 +257,13 @@ class ReportDialog(QDialog):
         rows = self.table.verticalHeader()
         rows.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
         rows.setDefaultSectionSize(self.table.fontMetrics().height() + 8)
+        # The reason gets the room; the item and the file it was read from at most
+        # ITEM_COLUMN_MAX px each (elided in the middle, whole in the tooltip).
         header = self.table.horizontalHeader()
-        header.setMaximumSectionSize(420)
         self.table.resizeColumnsToContents()
+        for column in (0, 3):
+            self.table.setColumnWidth(column, min(self.table.columnWidth(column),
+                                                  ITEM_COLUMN_MAX))
         header.setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
         # What was taken, file by file, beside what was not taken as it was.
         self.imported = QListWidget()

@@ -563,8 +563,10 @@ class ImageListPanel(QWidget):
     def _reload_all(self, project: Project) -> None:
         self._fill_class_filter(project)
         scroll = self.view.verticalScrollBar().value()
-        # Names in natural order (raccoon-2 before raccoon-10), as a file manager lists them.
-        rows = sorted(project.images(), key=lambda row: natural_key(row.path))
+        # Folder by folder, names in natural order (raccoon-2 before raccoon-10), as a file
+        # manager lists them; by the file's full path, so that images inside the project
+        # (stored relative) and outside it (absolute) sort alike.
+        rows = sorted(project.images(), key=lambda row: natural_key(str(row.file)))
         self.loader.forget([row.id for row in rows
                             if (old := self.model.image_row(row.id)) is not None
                             and (old.hash, old.problem) != (row.hash, row.problem)])

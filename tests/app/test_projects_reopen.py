@@ -162,7 +162,8 @@ def test_the_new_project_dialog_makes_a_typed_new_folder(qtbot, tmp_path, monkey
 
 def test_report_rows_are_one_line_high(qtbot):
     long = "a reason long enough to wrap many times over in a narrow column " * 4
-    entries = [ReportEntry(f"/data/annotations/raccoon-{n}.xml", f"raccoon-{n}.jpg", "note", long)
+    entries = [ReportEntry(f"/data/some/long/folder/annotations/raccoon-{n}.xml",
+                           f"/data/some/long/folder/images/raccoon-{n}.jpg", "note", long)
                for n in range(5)]
     dialog = ReportDialog("Import report", "summary", entries)
     qtbot.addWidget(dialog)
@@ -173,6 +174,7 @@ def test_report_rows_are_one_line_high(qtbot):
     last = dialog.table.visualRect(dialog.table.model().index(4, 0))
     assert last.bottom() < dialog.table.viewport().height()  # five entries, no scrolling
     assert dialog.table.item(0, 2).toolTip() == long
+    assert dialog.table.columnWidth(2) >= 250  # the reason gets the room, not the paths
 
 
 def test_a_labelimg_set_names_its_unverified_file_and_counts_in_the_singular(tmp_path):
