@@ -36,6 +36,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from ..text import count
 from .job import TrainingJob
 from .settings import TrainSettings
 
@@ -237,12 +238,12 @@ class RunInfo:
         parts = [self.backbone or "?"]
         if self.weights:
             parts.append(f"{Path(self.weights).name} weights")
-        parts += [f"{settings.epochs} epochs", f"batch {settings.batch_size}"]
+        parts += [count(settings.epochs, "epoch"), f"batch {settings.batch_size}"]
         if self.detector.get("min_size") is not None:
             parts.append(f"{self.detector['min_size']} px")
         parts.append(lr)
         if settings.max_steps is not None:
-            parts.append(f"max {settings.max_steps} steps")
+            parts.append(f"max {count(settings.max_steps, 'step')}")
         return ", ".join(parts)
 
 
