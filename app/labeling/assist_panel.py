@@ -287,8 +287,11 @@ class AssistPanel(QWidget):
         hidden = total - shown
         self.accept_shown.setText(f"Accept shown ({shown})" if shown else "Accept shown")
         self.accept_shown.setEnabled(shown > 0)
-        self.accept_all.setText(f"Accept all {total} ({hidden} hidden)" if shown and hidden
-                                else "Accept all")
+        # Short texts (the panel keeps its width); the tooltip says what "all" includes.
+        self.accept_all.setText(f"Accept all ({total})" if shown else "Accept all")
+        self.accept_all.setToolTip(
+            f"Accept all {count(total, 'suggestion')} on this image, the {hidden} hidden by the "
+            f"threshold too" if hidden else "Accept every suggestion on this image")
         self.accept_all.setEnabled(shown > 0)
         self.reject_all.setEnabled(total > 0)
         self.accept_selected.setEnabled(self.selected is not None)
