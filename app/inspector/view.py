@@ -61,8 +61,9 @@ from .stages import (
     stage,
 )
 
-# Clicks within this many screen pixels of a box's outline hit it.
-CLICK_TOLERANCE_PX = 5
+# Clicks within this many screen pixels of a box's outline hit it (at any zoom; as the Label
+# tab's grab tolerance, a target a mouse hits without aiming at single pixels).
+CLICK_TOLERANCE_PX = 8
 
 
 class InspectorView(QWidget):
