@@ -75,12 +75,14 @@ def _by_class(ctx: StageContext, labels: torch.Tensor) -> str:
 
 
 def _default_proposal(trace: Trace) -> int:
-    """The proposal the box head is most sure holds an object (best foreground probability):
-    the source of the best candidate detection, where stage 5a opens."""
+    """Where stage 5a opens: the proposal both stages score highest, its objectness times its
+    best foreground probability (the box head alone often gives 0.99 to a proposal the RPN
+    ranked near the bottom, which looks arbitrary to whoever reads the two numbers)."""
     probs = trace.box_head.class_probs
     if probs.shape[0] == 0:
         return -1
-    return int(probs[:, 1:].max(dim=1).values.argmax())
+    objectness = trace.rpn.scores[trace.rpn.final]
+    return int((objectness * probs[:, 1:].max(dim=1).values).argmax())
 
 
 def box_head_scene(ctx: StageContext) -> Scene:
@@ -112,8 +114,8 @@ def box_head_scene(ctx: StageContext) -> Scene:
                  "background" if c == 0 else box_text(head.class_boxes[index, c]),
                  "" if c == 0 else ("candidate" if float(probs[c]) > threshold else "")]
                 for c in order[:12]]
-        best_note = (" — the box head's best-scoring proposal (shown first; click another)"
-                     if selection is None else "")
+        best_note = (" — the best-scoring proposal, objectness × class probability (shown "
+                     "first; click another)" if selection is None else "")
         heading = f"Proposal {index}, {box_size(proposals[index])}{best_note}"
         scene.info = title(heading) + paragraph(
             f"objectness {float(trace.rpn.scores[trace.rpn.final[index]]):.3f}; classes above "

@@ -8,6 +8,7 @@ import pytest
 from PySide6.QtCore import QPoint, Qt
 
 from app.inspector.controls import SLIDER_MIN_WIDTH, InspectionControls
+from app.inspector.stages import Selection
 from app.inspector.view import InspectorView
 
 from .test_view import _inspect
@@ -100,8 +101,11 @@ def test_the_box_head_stage_opens_on_the_best_scoring_proposal(qtbot, view, insp
     trace = _inspect(qtbot, view, inspector_checkpoint, demo_sample)
     view.set_stage("class-scores")
     probs = trace.box_head.class_probs
-    best = int(probs[:, 1:].max(dim=1).values.argmax())
+    objectness = trace.rpn.scores[trace.rpn.final]
+    combined = objectness * probs[:, 1:].max(dim=1).values
+    best = int(combined.argmax())
     assert f"Proposal {best}," in view.info.text() and "best-scoring" in view.info.text()
-    # It is the proposal behind the best candidate detection.
-    post = trace.postprocess
-    assert int(post.proposal[int(post.scores.argmax())]) == best
+    assert "Opened on the best-scoring proposal" in view.caption.text()
+    # A click elsewhere shows that proposal instead, without the note.
+    view.set_selection(Selection("proposal", 0 if best else 1))
+    assert "best-scoring" not in view.info.text()
