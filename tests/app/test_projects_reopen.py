@@ -89,8 +89,9 @@ def test_open_recent_names_the_new_project_in_the_title(qtbot, tmp_path, setting
 
 
 def test_the_demo_project_is_titled_as_such_wherever_it_is_opened(qtbot, settings):
-    demo = demo_project_folder()
-    write_demo_project(demo, count=2)
+    demo = demo_project_folder()  # in the suite's temporary data folder (tests/conftest.py)
+    if not Project.exists(demo):
+        write_demo_project(demo, count=2)
     window = _open_window(qtbot, demo, settings)
     assert window.windowTitle().startswith("Demo project")
     window.close()
