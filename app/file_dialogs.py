@@ -14,11 +14,14 @@ static functions).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from PySide6.QtCore import QFileInfo, QMimeDatabase
-from PySide6.QtWidgets import QFileDialog, QFileIconProvider, QWidget
+from PySide6.QtWidgets import QFileDialog, QFileIconProvider, QMessageBox, QWidget
 
 __all__ = ["NameOnlyIconProvider", "file_dialog", "get_existing_directory",
-           "get_open_file_name", "get_open_file_names", "get_save_file_name"]
+           "get_new_or_existing_directory", "get_open_file_name", "get_open_file_names",
+           "get_save_file_name"]
 
 
 class NameOnlyIconProvider(QFileIconProvider):
@@ -95,6 +98,53 @@ def get_existing_directory(parent: QWidget | None, caption: str = "",
                            directory: str = "") -> str:
     """An existing folder, as ``QFileDialog.getExistingDirectory``; ``""`` when cancelled."""
     dialog = file_dialog(parent, caption, directory)
+    dialog.setFileMode(QFileDialog.FileMode.Directory)
+    dialog.setOption(QFileDialog.Option.ShowDirsOnly, True)
+    chosen = _run(dialog)
+    return chosen[0] if chosen else ""
+
+
+class NewFolderDialog(QFileDialog):
+    """A folder dialog that also takes the name of a folder that does not exist yet: it says
+    so and offers to make it (Qt's own answer is only "Directory not found")."""
+
+    def accept(self) -> None:
+        chosen = self.selectedFiles()
+        folder = Path(chosen[0]) if chosen else None
+        if folder is not None and not folder.exists():
+            parent = folder.parent
+            if not parent.is_dir():
+                QMessageBox.warning(
+                    self, self.windowTitle(),
+                    f"{folder} does not exist, nor does the folder it would be in ({parent}). "
+                    f"Choose an existing folder, or type the name of a new one inside an "
+                    f"existing folder.")
+                return
+            answer = QMessageBox.question(
+                self, self.windowTitle(),
+                f"{folder} does not exist yet. Make this folder?",
+                QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
+                QMessageBox.StandardButton.Yes)
+            if answer != QMessageBox.StandardButton.Yes:
+                return
+            try:
+                folder.mkdir()
+            except OSError as error:
+                QMessageBox.warning(self, self.windowTitle(),
+                                    f"{folder} cannot be made: {error.strerror or error}")
+                return
+        super().accept()
+
+
+def get_new_or_existing_directory(parent: QWidget | None, caption: str = "",
+                                  directory: str = "") -> str:
+    """A folder, existing or made on the spot when the user types a new name (after asking);
+    ``""`` when cancelled."""
+    dialog = NewFolderDialog(parent, caption, directory)
+    dialog.setOption(QFileDialog.Option.DontUseNativeDialog, True)
+    provider = NameOnlyIconProvider()
+    dialog.setIconProvider(provider)
+    dialog._icon_provider = provider
     dialog.setFileMode(QFileDialog.FileMode.Directory)
     dialog.setOption(QFileDialog.Option.ShowDirsOnly, True)
     chosen = _run(dialog)

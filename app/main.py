@@ -1,8 +1,9 @@
 """``frcnn-workbench [PROJECT]``: open the main window on a project.
 
-Without a project folder this opens the demo project, written once into the per-user data
-folder (``QStandardPaths.AppDataLocation``/demo) the first time, with a progress note while it
-is written (a few seconds).
+Without a project folder this reopens the project used last; on the very first start (no
+project used yet, or none of them is there any more) it opens the demo project, written once
+into the per-user data folder (:mod:`app.data_folder`: ``~/.local/share/frcnn-workbench/demo``
+on Linux) with a progress note while it is written (a few seconds).
 """
 
 from __future__ import annotations
@@ -11,26 +12,20 @@ import argparse
 import sys
 from pathlib import Path
 
-from PySide6.QtCore import QCoreApplication, QEventLoop, QStandardPaths, Qt
-from PySide6.QtWidgets import QProgressDialog
+from PySide6.QtCore import QEventLoop, QSettings, Qt
+from PySide6.QtWidgets import QApplication, QProgressDialog
 
 from engine.data.demo import write_demo_project
 from engine.data.project import Project
 
+from .data_folder import demo_project_folder
 from .main_window import APPLICATION_NAME, MainWindow, main_window_application
+from .platform_check import uses_xcb, xcb_problem
 from .workers import TaskRunner
 
 # The app's demo has images left to label too: train on the 300 labeled ones, then let the
 # model suggest boxes for these.
 DEMO_UNLABELED = 60
-
-
-def demo_project_folder() -> Path:
-    """Where the demo project lives: the per-user application data folder, then ``demo``."""
-    QCoreApplication.setApplicationName(APPLICATION_NAME)
-    QCoreApplication.setOrganizationName(APPLICATION_NAME)
-    location = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation)
-    return Path(location) / "demo"
 
 
 def ensure_demo_project() -> Path:
@@ -58,18 +53,37 @@ def ensure_demo_project() -> Path:
     return folder
 
 
+def last_project(settings: QSettings) -> Path | None:
+    """The most recently opened project that is still there; None when there is none (the
+    first start)."""
+    recent = settings.value("recent_projects") or []
+    for folder in [recent] if isinstance(recent, str) else list(recent):
+        if Project.exists(Path(folder)):
+            return Path(folder)
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog=APPLICATION_NAME, description=__doc__.splitlines()[0])
-    parser.add_argument("project", nargs="?", type=Path, help="project folder (default: demo)")
+    parser.add_argument("project", nargs="?", type=Path,
+                        help="project folder (default: the project used last; the demo "
+                             "project on the first start)")
     args = parser.parse_args(argv)
+    if uses_xcb() and QApplication.instance() is None:
+        problem = xcb_problem()
+        if problem is not None:  # Qt would stop with "could not load the Qt platform plugin"
+            print(f"{APPLICATION_NAME}: error: {problem}", file=sys.stderr)
+            return 1
     app = main_window_application()
     if args.project is not None and not Project.exists(args.project):
         print(f"{APPLICATION_NAME}: error: {args.project}: not a project folder (no "
               f"project.sqlite in it); create one with `frcnn import` or File > New project",
               file=sys.stderr)
         return 2
-    folder = args.project if args.project is not None else ensure_demo_project()
-    window = MainWindow(folder, title=None if args.project is not None else "Demo project")
+    folder = args.project if args.project is not None else last_project(QSettings())
+    if folder is None:
+        folder = ensure_demo_project()
+    window = MainWindow(folder)
     window.show()
     return app.exec()
 

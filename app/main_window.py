@@ -10,6 +10,9 @@ project when they finish.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 from pathlib import Path
 
 from PySide6.QtCore import QSettings, Qt
@@ -30,9 +33,11 @@ from PySide6.QtWidgets import (
 from app import file_dialogs
 from engine.data.exporting import export_annotations
 from engine.data.importing import import_annotations
-from engine.data.project import Project, ProjectError, split_assignment
+from engine.data.project import Project, ProjectError, image_files, split_assignment
+from engine.text import count
 from engine.training.runs import list_runs
 
+from .data_folder import demo_project_folder
 from .diagnosis.view import DiagnoseView
 from .export_model_dialog import ExportModelDialog
 from .inspector.stage_base import Selection
@@ -66,10 +71,14 @@ class MainWindow(QMainWindow):
 
     def __init__(self, folder: Path | None = None, *, settings: QSettings | None = None,
                  title: str | None = None) -> None:
+        """``title`` names ``folder``'s project in the window title (default: the demo
+        project's "Demo project", any other its folder's name)."""
         super().__init__()
         self.settings = settings if settings is not None else QSettings()
         self.project: Project | None = None
-        self._title = title
+        self._titles = {demo_project_folder(): "Demo project"}
+        if folder is not None and title is not None:
+            self._titles[Path(os.path.abspath(folder))] = title
         self.jobs = TaskRunner(self, name="project-jobs")
 
         self.labeling = LabelingView()
@@ -94,6 +103,7 @@ class MainWindow(QMainWindow):
         self._make_toolbar()
         self.resize(1400, 860)
         self._restore_layout()
+        self.toolbar.setVisible(True)  # the Label tab comes first (a state saved on another hid it)
         if folder is not None:
             self.open_project(folder)
 
@@ -201,15 +211,19 @@ class MainWindow(QMainWindow):
 
     def _set_project(self, project: Project) -> None:
         old = self.project
+        self.save_project_state()
         self.labeling.set_project(None)
         if old is not None:
             old.close()
         self.project = project
         project.check_missing()
-        self.labeling.set_project(project)
+        state = self._project_state(project.folder)
+        image = state.get("image")
+        self.labeling.set_project(project, image_id=image if isinstance(image, int) else None)
+        self.labeling.assist.set_thresholds(state.get("thresholds") or {})
         self._set_training_view(TrainingView(project.folder))
         self.diagnose.set_project(project.folder)
-        name = self._title or project.folder.name
+        name = self._titles.get(project.folder, project.folder.name)
         read_only = " (read-only)" if project.read_only else ""
         self.setWindowTitle(f"{name}{read_only} — Faster R-CNN Workbench")
         self._remember(project.folder)
@@ -254,6 +268,10 @@ class MainWindow(QMainWindow):
     def _tab_changed(self, _index: int) -> None:
         current = self.tabs.currentWidget()
         self.labeling.set_active(current is self.labeling)
+        # The image's size, zoom and box count, and the labeling tools, belong to the Label tab.
+        for widget in self.labeling.status_widgets:
+            widget.setVisible(current is self.labeling)
+        self.toolbar.setVisible(current is self.labeling)
         if current is self.inspector:
             self.labeling.flush()
             self.inspector.set_checkpoints(self.checkpoints())
@@ -317,26 +335,68 @@ class MainWindow(QMainWindow):
             self.open_project(Path(folder))
 
     def ask_new_project(self) -> None:
-        folder = file_dialogs.get_existing_directory(
-            self, "New project: choose an empty folder or the folder of your images",
+        folder = file_dialogs.get_new_or_existing_directory(
+            self, "New project: choose or name a folder (empty, or the folder of your images)",
             str(self._start()))
         if not folder:
             return
+        self.new_project(Path(folder))
+
+    def new_project(self, folder: Path) -> bool:
+        """Make a project in ``folder`` (an existing folder) and open it; offer to add the
+        images already in it. False, with a message saying why, when it cannot be made."""
+        if not folder.is_dir():
+            QMessageBox.warning(self, "New project",
+                                f"{folder} does not exist (or is not a folder): no project was "
+                                f"made. Choose an existing folder, or type a new folder's name "
+                                f"in the New project dialog to make it.")
+            return False
         if not self._confirm_stop_training("start a new project"):
-            return
+            return False
         try:
             project = Project.create(folder)
         except ProjectError as error:
             QMessageBox.warning(self, "New project", str(error))
-            return
-        self._title = None
+            return False
         self._set_project(project)
-        images = [p for p in Path(folder).iterdir() if p.is_file()]
+        # Only image files count (the project's own database is a file in the folder too).
+        images = sum(1 for _ in image_files([folder]))
         if images and QMessageBox.question(
-                self, "New project", f"Add the images in {folder} to the project?"
-        ) == QMessageBox.StandardButton.Yes:
+                self, "New project",
+                f"Add the {count(images, 'image')} in {folder} (and its sub-folders) to the "
+                f"project?") == QMessageBox.StandardButton.Yes:
             self._run_job("Adding images…", _add_images_in_worker, project.folder,
-                          [Path(folder)], done=self._images_added)
+                          [folder], done=self._images_added)
+        return True
+
+    # --- what the window remembers per project (QSettings) ---
+
+    @staticmethod
+    def _state_key(folder: Path) -> str:
+        digest = hashlib.sha1(str(folder).encode("utf-8")).hexdigest()[:16]
+        return f"projects/{digest}"
+
+    def _project_state(self, folder: Path) -> dict:
+        """What :meth:`save_project_state` kept for ``folder``: the image the user was on and
+        the suggestion thresholds; {} for a project not seen before or an unreadable entry."""
+        text = self.settings.value(f"{self._state_key(folder)}/state")
+        try:
+            state = json.loads(text) if isinstance(text, str) else {}
+        except ValueError:
+            return {}
+        return state if isinstance(state, dict) else {}
+
+    def save_project_state(self) -> None:
+        """Remember the open project's current image and suggestion thresholds, to reopen it
+        as the user left it."""
+        if self.project is None:
+            return
+        row = self.labeling.current_image()
+        state = {"folder": str(self.project.folder),
+                 "image": row.id if row is not None else None,
+                 "thresholds": self.labeling.assist.thresholds()}
+        self.settings.setValue(f"{self._state_key(self.project.folder)}/state",
+                               json.dumps(state))
 
     def _start(self) -> Path:
         return self.project.folder if self.project is not None else Path.home()
@@ -373,7 +433,7 @@ class MainWindow(QMainWindow):
 
         def failed(error: BaseException, _details: str) -> None:
             progress.close()
-            self.labeling.reload_project()
+            self.labeling.reload_project(keep_history=True)  # the project is unchanged
             QMessageBox.warning(self, "Faster R-CNN Workbench",
                                 f"{error}\n\nThe project is unchanged.")
 
@@ -412,7 +472,7 @@ class MainWindow(QMainWindow):
 
     def _exported(self, out: Path, result) -> None:
         written, entries = result
-        summary = f"Wrote {len(written)} file{'s' if len(written) != 1 else ''} to {out}."
+        summary = f"Wrote {count(len(written), 'file')} to {out}."
         self.statusBar().showMessage(summary, 10000)
         self.last_report = ReportDialog("Export report", summary, entries, self)
         self.last_report.show()
@@ -435,11 +495,11 @@ class MainWindow(QMainWindow):
                           [Path(f) for f in files], done=self._images_added)
 
     def _images_added(self, result) -> None:
-        self.labeling.reload_project()
+        self.labeling.reload_project(keep_history=True)  # boxes unchanged: undo stays valid
         notes = len(result.entries) - len(result.skipped)
-        summary = (f"Added {len(result.added)} images; {len(result.skipped)} left out"
-                   + (f"; {notes} notes (same content as another image)" if notes else "")
-                   + ".")
+        summary = (f"Added {count(len(result.added), 'image')}; {len(result.skipped)} left out"
+                   + (f"; {count(notes, 'note')} (same content as another image)"
+                      if notes else "") + ".")
         self.statusBar().showMessage(summary, 10000)
         if result.entries:
             self.last_report = ReportDialog("Add images", summary, result.entries, self)
@@ -516,6 +576,7 @@ class MainWindow(QMainWindow):
         if not self._confirm_stop_training("quit"):
             event.ignore()
             return
+        self.save_project_state()
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.setValue("window/state", self.saveState())
         self.labeling.save_layout(self.settings)

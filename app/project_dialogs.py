@@ -37,6 +37,7 @@ from PySide6.QtWidgets import (
 from app import file_dialogs
 from engine.data.annotations import ReportEntry
 from engine.data.formats import FORMATS, IMAGE_MODES
+from engine.text import count
 
 FORMAT_NAMES = {"auto": "Detect automatically", "coco": "COCO JSON", "voc": "Pascal VOC XML",
                 "yolo": "YOLO (Ultralytics layout)", "labelme": "labelme JSON"}
@@ -208,7 +209,7 @@ class SplitDialog(QDialog):
         form.addRow("Seed:", self.seed)
         self.only_unassigned = QCheckBox("Only images without a split")
         form.addRow("", self.only_unassigned)
-        note = QLabel(f"The {images} images are shuffled (seeded) and cut in these "
+        note = QLabel(f"The {count(images, 'image')} are shuffled (seeded) and cut in these "
                       f"proportions. Edit > Undo restores the previous splits.")
         note.setWordWrap(True)
         self.buttons = _ok_cancel(self, "Assign")
@@ -226,6 +227,9 @@ class SplitDialog(QDialog):
     def choice(self) -> SplitChoice:
         ratios = {name: box.value() for name, box in self.ratios.items() if box.value() > 0}
         return SplitChoice(ratios, self.seed.value(), self.only_unassigned.isChecked())
+
+
+ITEM_COLUMN_MAX = 230
 
 
 class ReportDialog(QDialog):
@@ -246,12 +250,21 @@ class ReportDialog(QDialog):
                 item = QTableWidgetItem(text)
                 item.setToolTip(text)
                 self.table.setItem(row, column, item)
-        self.table.setWordWrap(True)
-        self.table.resizeColumnsToContents()
+        # One line per row (the whole text in its tooltip and in "Copy report"): wrapped rows
+        # sized before the table has its width grow to hundreds of pixels each.
+        self.table.setWordWrap(False)
+        self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        rows = self.table.verticalHeader()
+        rows.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+        rows.setDefaultSectionSize(self.table.fontMetrics().height() + 8)
+        # The reason gets the room; the item and the file it was read from at most
+        # ITEM_COLUMN_MAX px each (elided in the middle, whole in the tooltip).
         header = self.table.horizontalHeader()
+        self.table.resizeColumnsToContents()
+        for column in (0, 3):
+            self.table.setColumnWidth(column, min(self.table.columnWidth(column),
+                                                  ITEM_COLUMN_MAX))
         header.setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
-        header.setMaximumSectionSize(420)
-        self.table.resizeRowsToContents()
         # What was taken, file by file, beside what was not taken as it was.
         self.imported = QListWidget()
         self.imported.addItems(imported or [])

@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from . import __doc__ as engine_doc
+from .text import count
 
 
 def _cmd_backbones(_args: argparse.Namespace) -> int:
@@ -98,9 +98,10 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
 
         written.append(save_trace(trace, args.out / "trace.pt"))
     counts = trace.summary()
-    print(f"{args.image}: {counts['anchors']} anchors, {counts['rpn']['proposals']} proposals, "
-          f"{counts['detections']} detections")
-    print(f"wrote {len(written)} files to {args.out}")
+    print(f"{args.image}: {count(counts['anchors'], 'anchor')}, "
+          f"{count(counts['rpn']['proposals'], 'proposal')}, "
+          f"{count(counts['detections'], 'detection')}")
+    print(f"wrote {count(len(written), 'file')} to {args.out}")
     return 0
 
 
@@ -408,8 +409,9 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             })
     args.out.write_text(json.dumps(results, indent=1))
     ids = f"image ids from {args.coco}" if args.coco else "image ids 1.. in the order given"
-    print(f"{len(results)} detections in {len(args.images) - skipped} images -> {args.out} "
-          f"({ids})" + (f"; {skipped} images skipped (above)" if skipped else ""))
+    print(f"{count(len(results), 'detection')} in {count(len(args.images) - skipped, 'image')} "
+          f"-> {args.out} ({ids})"
+          + (f"; {count(skipped, 'image')} skipped (above)" if skipped else ""))
     return 0 if not skipped else 1
 
 
@@ -588,7 +590,7 @@ def _cmd_add_images(args: argparse.Namespace) -> int:
         raise ValueError(f"{names}: no image files (.jpg, .png, ...) there")
     with Project.open_or_create(args.project) as project:
         result = project.add_images(args.paths, split=args.split)
-    print(f"added {len(result.added)} images to {args.project} (unlabeled); "
+    print(f"added {count(len(result.added), 'image')} to {args.project} (unlabeled); "
           f"{len(result.skipped)} left out")
     for entry in result.entries:
         print(f"  {entry}")
@@ -600,7 +602,7 @@ def _cmd_export_annotations(args: argparse.Namespace) -> int:
 
     written, entries = export_annotations(args.project, args.format, args.out,
                                           split=args.split, images=args.images)
-    print(f"wrote {len(written)} files to {args.out}")
+    print(f"wrote {count(len(written), 'file')} to {args.out}")
     for entry in entries:
         print(f"  {entry}")
     return 0
@@ -636,7 +638,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     folder = write_demo_project(args.out, count=args.count, seed=args.seed)
     with Project.open(folder) as project:
         info = project.info()
-    print(f"demo project written to {folder}: {info.images} images, {info.boxes} boxes, "
+    print(f"demo project written to {folder}: {count(info.images, 'image')}, "
+          f"{count(info.boxes, 'box')}, "
           f"train {info.by_split['train']}, val {info.by_split['val']}")
     return 0
 
@@ -759,9 +762,9 @@ def _cmd_diagnose(args: argparse.Namespace) -> int:
     base = diagnosis.base
     print(f"{args.split}: {len(base.images)} images, {base.funnel.boxes} boxes; "
           f"AP {base.evaluation.ap:.3f}, AP50 {base.evaluation.ap50:.3f}")
-    for fate, count in base.funnel.total.items():
-        if count:
-            print(f"  {fate:16s} {count}")
+    for fate, boxes in base.funnel.total.items():
+        if boxes:
+            print(f"  {fate:16s} {boxes}")
     tide = base.tide
     print("TIDE dAP (AP points): " + ", ".join(f"{k} {v:.2f}" for k, v in tide.dap.items()))
     suggestion = diagnosis.suggestion
@@ -793,8 +796,16 @@ def _add_diagnose_command(commands: argparse._SubParsersAction) -> None:
     diagnose.set_defaults(func=_cmd_diagnose)
 
 
+# What `frcnn --help` says first: for the user of the command, not the code's reader.
+HELP_DESCRIPTION = ("Faster R-CNN Workbench on the command line: import and export annotations, "
+                    "train and evaluate a detector, look inside it on an image, export a "
+                    "trained model.")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="frcnn", description=engine_doc)
+    parser = argparse.ArgumentParser(
+        prog="frcnn", description=HELP_DESCRIPTION,
+        epilog="`frcnn COMMAND --help` lists a command's options. The app: frcnn-workbench.")
     parser.add_argument("--max-image-pixels", type=_pixel_limit, metavar="N",
                         default=argparse.SUPPRESS,
                         help="refuse images of more pixels than this, a protection against "

@@ -34,3 +34,15 @@ def test_frcnn_module_runs_as_a_program():
     result = subprocess.run([sys.executable, "-m", "engine.cli", "--help"],
                             capture_output=True, text=True, check=True, cwd=REPO)
     assert "detect" in result.stdout
+
+
+def test_frcnn_help_speaks_to_its_user():
+    result = subprocess.run([sys.executable, "-m", "engine.cli", "--help"],
+                            capture_output=True, text=True, check=True, cwd=REPO)
+    assert "Qt" not in result.stdout and "Never imports" not in result.stdout
+    assert "train" in result.stdout and "COMMAND --help" in result.stdout
+
+
+def test_the_readme_says_where_the_demo_project_lives():
+    readme = (REPO / "README.md").read_text()
+    assert "~/.local/share/frcnn-workbench/demo" in readme

@@ -71,6 +71,9 @@ def describe_anchor(trace: Trace, anchor: int) -> dict:
 
 # ----------------------------------------------------------------------- 1: anchors
 
+GRID_NOTE = ("squares centred on anchor centres, (column, row) × stride {stride} px: "
+             "the grid starts half a cell above and left of the image")
+
 
 def anchors_scene(ctx: StageContext) -> Scene:
     trace = ctx.trace
@@ -107,11 +110,18 @@ def anchors_scene(ctx: StageContext) -> Scene:
     ] + [LegendEntry("#ff8000", "objectness of the cell's best anchor", "fill")]
     best_value = float(best.max())
     best_cell = divmod(int(best.flatten().argmax()), width)
+    # Said on the picture too: a grid half a cell up and left of the image looks like a
+    # registration bug to whoever does not know where anchors are centred.
+    scene.labels.append(TextLabel(
+        origin[0], origin[1], GRID_NOTE.format(stride=stride_x), "#ffd060", focus=True))
     scene.caption = [
         f"1 · Anchors of {level.name}: stride {stride_x} px in the resized image (×{sx:.3g}), "
         f"{width}×{height} cells × {per_cell} anchors = {level.num_anchors} anchors.",
         f"Heat: the objectness (sigmoid) of each cell's best anchor; highest {best_value:.2f} at "
-        f"cell {best_cell}. Click a location to see its anchors.",
+        f"cell {best_cell}. Each square is centred where its anchors are centred, (column, row) "
+        f"× stride (torchvision's grid, from the image's top-left corner), so the grid reaches "
+        f"half a cell beyond the image's top and left edges. Click a location to see its "
+        f"anchors.",
     ]
     rows = [[str(k), f"{float(level.anchor_sizes[k]):g}", f"{float(level.anchor_ratios[k]):g}",
              box_size(level.anchors[index]), f"{float(probs[row, col, k]):.3f}"]

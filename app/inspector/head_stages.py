@@ -33,6 +33,7 @@ from .stage_base import (
     box_text,
     drawn_note,
     limited,
+    nms_drawn_note,
     nms_faded_layers,
     nms_select,
     nms_sets,
@@ -74,11 +75,14 @@ def _by_class(ctx: StageContext, labels: torch.Tensor) -> str:
 
 
 def _default_proposal(trace: Trace) -> int:
-    """The proposal the box head is most sure holds an object (best foreground probability)."""
+    """Where stage 5a opens: the proposal both stages score highest, its objectness times its
+    best foreground probability (the box head alone often gives 0.99 to a proposal the RPN
+    ranked near the bottom, which looks arbitrary to whoever reads the two numbers)."""
     probs = trace.box_head.class_probs
     if probs.shape[0] == 0:
         return -1
-    return int(probs[:, 1:].max(dim=1).values.argmax())
+    objectness = trace.rpn.scores[trace.rpn.final]
+    return int((objectness * probs[:, 1:].max(dim=1).values).argmax())
 
 
 def box_head_scene(ctx: StageContext) -> Scene:
@@ -110,7 +114,10 @@ def box_head_scene(ctx: StageContext) -> Scene:
                  "background" if c == 0 else box_text(head.class_boxes[index, c]),
                  "" if c == 0 else ("candidate" if float(probs[c]) > threshold else "")]
                 for c in order[:12]]
-        scene.info = title(f"Proposal {index}, {box_size(proposals[index])}") + paragraph(
+        best_note = (" — the best-scoring proposal, objectness × class probability (shown "
+                     "first; click another)" if selection is None else "")
+        heading = f"Proposal {index}, {box_size(proposals[index])}{best_note}"
+        scene.info = title(heading) + paragraph(
             f"objectness {float(trace.rpn.scores[trace.rpn.final[index]]):.3f}; classes above "
             f"the score threshold {threshold:g} become candidates",
         ) + table(["class", "probability", "refined box", ""], rows)
@@ -120,7 +127,8 @@ def box_head_scene(ctx: StageContext) -> Scene:
         f"5a · Box head: each of the {proposals.shape[0]} proposals is pooled to 7×7, then two "
         "fully connected layers give class probabilities (softmax, background first) and a "
         "refined box per class.",
-        f"Click a proposal to see its class probabilities"
+        f"{'Opened on the best-scoring proposal; click' if selection is None else 'Click'} "
+        f"a proposal to see its class probabilities"
         f"{drawn_note(proposals.shape[0], ctx.options.max_boxes)}.",
     ]
     return scene
@@ -227,7 +235,7 @@ def class_nms_scene(ctx: StageContext) -> Scene:
         f"{int(post.large_enough.sum())} kept, {suppressed.numel()} suppressed (a box only "
         f"suppresses boxes of its own class); the best {post.detections_per_img} kept are "
         f"the detections ({post.final.numel()})"
-        f"{drawn_note(max(post.final.numel(), suppressed.numel()), ctx.options.max_boxes)}.",
+        f"{nms_drawn_note(sets, ctx.options)}.",
     ]
     return scene
 

@@ -35,6 +35,7 @@ from .stage_base import (
     level_colour,
     level_name,
     limited,
+    nms_drawn_note,
     nms_faded_layers,
     nms_select,
     nms_sets,
@@ -175,7 +176,7 @@ def rpn_nms_scene(ctx: StageContext) -> Scene:
         f"{int(rpn.valid.sum())} kept, {suppressed.numel()} suppressed; the best "
         f"{rpn.post_nms_top_n} kept become the {rpn.final.numel()} proposals.",
         f"Proposals by level: {counts_by_level(trace, rpn.levels[rpn.final])}"
-        f"{drawn_note(max(rpn.final.numel(), suppressed.numel()), ctx.options.max_boxes)}.",
+        f"{nms_drawn_note(sets, ctx.options)}.",
     ]
     return scene
 

@@ -31,6 +31,7 @@ from engine.detector.checkpoint import LoadedDetector, load_detector
 from engine.detector.class_map import Category
 from engine.detector.inspection import ROI_OVERRIDES, RPN_OVERRIDES
 from engine.detector.trace import Trace
+from engine.text import count
 
 from .ground_truth import GroundTruth, ground_truth
 from .stage_base import Classes
@@ -299,7 +300,7 @@ class InspectorSession:
         self._listener.on_detector(detector)
         self._set_busy(self._image_task is not None,
                        f"{self.checkpoint.name}: {detector.model.config.backbone}, "
-                       f"{len(detector.classes)} classes")
+                       f"{count(len(detector.classes), 'class')}")
         self._start_first_run()
 
     def _image_loaded(self, task: TaskHandle, result: tuple[Image.Image, Any]) -> None:
@@ -310,7 +311,7 @@ class InspectorSession:
         self._listener.on_image(display)
         self._set_busy(self._checkpoint_task is not None,
                        f"{self.image_path.name}: {self.image.width}×{self.image.height}, "
-                       f"{len(self.boxes)} boxes")
+                       f"{count(len(self.boxes), 'box')}")
         self._start_first_run()
 
     def _start_first_run(self) -> None:

@@ -36,7 +36,7 @@ class ViewOptions:
 
     level: int = 0
     level_filter: int = -1
-    show_suppressed: bool = True
+    show_suppressed: bool = False  # survivors first: what NMS removed only on demand
     show_ignored: bool = False
     sampled_only: bool = False
     max_boxes: int = 150
@@ -199,18 +199,33 @@ def nms_sets(stage, options) -> dict[str, torch.Tensor]:
     """An NMS stage's candidates (the RPN's proposals or the per-class detections: anything
     with ``nms_kept``, ``suppressed_by``, ``final`` and ``scores``), as index sets best first:
     ``final`` (kept and within the top-k), ``beyond`` (kept past the top-k), ``suppressed``;
-    ``*_shown`` the drawn ones of each (the best ``options.max_boxes``; no suppressed ones
-    when ``options.show_suppressed`` is off)."""
+    ``*_shown`` the drawn ones of each. ``options.max_boxes`` limits the drawn boxes of all
+    three together, survivors first: the final ones, then those beyond the top-k, then (only
+    when ``options.show_suppressed`` is on) the suppressed ones, each best first."""
     final = torch.zeros_like(stage.nms_kept)
     final[stage.final] = True
     sets = {"final": stage.final,
             "beyond": best_first(torch.where(stage.nms_kept & ~final)[0], stage.scores),
             "suppressed": best_first(torch.where(stage.suppressed_by >= 0)[0], stage.scores)}
-    for name in list(sets):
-        sets[f"{name}_shown"] = sets[name][:options.max_boxes]
-    if not options.show_suppressed:
-        sets["suppressed_shown"] = sets["suppressed"][:0]
+    left = max(0, int(options.max_boxes))
+    for name in ("final", "beyond", "suppressed"):
+        shown = sets[name][:left] if name != "suppressed" or options.show_suppressed \
+            else sets[name][:0]
+        sets[f"{name}_shown"] = shown
+        left -= shown.numel()
     return sets
+
+
+def nms_drawn_note(sets: dict[str, torch.Tensor], options) -> str:
+    """What an NMS stage's caption says about the boxes not drawn (see :func:`nms_sets`)."""
+    names = ("final", "beyond", "suppressed")
+    total = sum(sets[name].numel() for name in names
+                if name != "suppressed" or options.show_suppressed)
+    drawn = sum(sets[f"{name}_shown"].numel() for name in names)
+    note = f" ({drawn} of {total} drawn, survivors first)" if drawn < total else ""
+    if not options.show_suppressed and sets["suppressed"].numel():
+        note += "; the suppressed are hidden (tick Show suppressed)"
+    return note
 
 
 def nms_faded_layers(boxes: torch.Tensor, sets: dict[str, torch.Tensor], alpha: float,

@@ -61,8 +61,9 @@ from .stages import (
     stage,
 )
 
-# Clicks within this many screen pixels of a box's outline hit it.
-CLICK_TOLERANCE_PX = 5
+# Clicks within this many screen pixels of a box's outline hit it (at any zoom; as the Label
+# tab's grab tolerance, a target a mouse hits without aiming at single pixels).
+CLICK_TOLERANCE_PX = 8
 
 
 class InspectorView(QWidget):
@@ -81,6 +82,7 @@ class InspectorView(QWidget):
         self.session = InspectorSession(self._runner, self, display=pil_to_qimage,
                                         visible=self.isVisible)
         self._trace: Trace | None = None
+        self._offered: list[Path] = []
         self._stage_key = STAGES[0].key
         self._selections: dict = {}
         self._options = ViewOptions()
@@ -192,9 +194,16 @@ class InspectorView(QWidget):
         self.legend.setStyleSheet("QLabel { background: #202020; color: #e0e0e0; "
                                   "padding: 3px; }")
         self.legend.setTextFormat(Qt.TextFormat.RichText)
+        # What to do, in place of the picture, while there is none to show.
+        self.hint = QLabel()
+        self.hint.setWordWrap(True)
+        self.hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.hint.setTextFormat(Qt.TextFormat.RichText)
+        self.hint.setMargin(24)
         self.centre = QWidget()
         centre_layout = QVBoxLayout(self.centre)
         centre_layout.setContentsMargins(4, 4, 4, 4)
+        centre_layout.addWidget(self.hint, 1)
         centre_layout.addWidget(self.caption)
         centre_layout.addWidget(self.canvas, 1)
         centre_layout.addWidget(self.legend)
@@ -232,6 +241,7 @@ class InspectorView(QWidget):
         The chosen one is loaded again when its file changed since (a training run rewrites
         ``best.pt`` and ``last.pt``)."""
         self.checkpoint_box.clear()
+        self._offered = [Path(path) for path in paths]
         for path in paths:
             self._add_checkpoint_item(Path(path))
         if self.session.checkpoint is not None:
@@ -244,6 +254,7 @@ class InspectorView(QWidget):
         ``categories`` the project's, which :mod:`engine.detector.class_map` matches to the
         checkpoint's classes); see :mod:`app.inspector.ground_truth` for boxes left out."""
         self.session.set_image(path, boxes, category_ids, categories)
+        self._update_enabled()
 
     def shutdown(self) -> None:
         """Cancel queued work and wait for the running task (the window calls this on close)."""
@@ -397,6 +408,36 @@ class InspectorView(QWidget):
         self.export_button.setEnabled(self._trace is not None)
         for widget in (self.previous_button, self.next_button, self.options_group):
             widget.setEnabled(self._trace is not None)
+        # Nothing to show yet: say what to do instead of blank controls and an empty picture.
+        shown = self._trace is not None
+        self.controls.setVisible(shown)
+        self.options_group.setVisible(shown and bool(stage(self._stage_key).options))
+        for widget in (self.caption, self.canvas, self.legend):
+            widget.setVisible(shown)
+        self.hint.setVisible(not shown)
+        if not shown:
+            self.hint.setText(self.hint_text())
+
+    def hint_text(self) -> str:
+        """What the tab says while it has no trace to show: how to get one."""
+        session = self.session
+        if session.busy:
+            return "<p>Running the model on the image…</p>"
+        if session.checkpoint is None and not self._offered:
+            return ("<h3>No trained model to inspect yet</h3>"
+                    "<p>Train one on the <b>Train</b> tab (the CPU preset trains the demo "
+                    "project in minutes), or open a checkpoint file (<b>Open checkpoint…</b> "
+                    "above).</p><p>The inspector then runs it on the Label tab's current image "
+                    "and steps through every stage of the detector: anchors, matching, "
+                    "proposals, NMS, the box head.</p>")
+        if session.image_path is None:
+            return ("<h3>No image</h3><p>Choose an image on the <b>Label</b> tab, then come "
+                    "back: the inspector runs the checkpoint on it.</p>")
+        if session.checkpoint is None:
+            return ("<h3>Choose a checkpoint</h3><p>Pick one in the <b>Checkpoint</b> list "
+                    "above, or open a checkpoint file (<b>Open checkpoint…</b>).</p>")
+        return ("<p>The model could not run on this image: the message above says why. Choose "
+                "another checkpoint or image.</p>")
 
     def _context(self) -> StageContext:
         return StageContext(self._trace, self.session.classes, self.session.ground_truth,
@@ -440,7 +481,7 @@ class InspectorView(QWidget):
             widget.setVisible(name in used)
             if label is not None:
                 label.setVisible(name in used)
-        self.options_group.setVisible(bool(used))
+        self.options_group.setVisible(bool(used) and self._trace is not None)
 
     def _set_option(self, name: str, value) -> None:
         setattr(self._options, name, value)

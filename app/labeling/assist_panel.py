@@ -37,6 +37,7 @@ from app import file_dialogs
 from engine.assist import Predictor
 from engine.data.annotations import BoxRecord
 from engine.data.project import CategoryRow
+from engine.text import count
 from engine.training.runs import list_runs
 
 from ..workers import Task, TaskRunner
@@ -102,7 +103,7 @@ class AssistPanel(QWidget):
         self.class_table.setHorizontalHeaderLabels(["Class", "Own threshold"])
         self.class_table.verticalHeader().hide()
         self.class_table.horizontalHeader().setStretchLastSection(True)
-        self.class_table.setMaximumHeight(130)
+        self._fit_class_table()
         self._class_spins: dict[int, QDoubleSpinBox] = {}
 
         self.count_label = QLabel()
@@ -110,8 +111,11 @@ class AssistPanel(QWidget):
         self.accept_selected.setToolTip("Accept the selected suggestion (Enter, or double-click "
                                         "it)")
         self.accept_shown = QPushButton("Accept shown")
-        self.accept_shown.setToolTip("Accept every suggestion at or above its threshold")
+        self.accept_shown.setToolTip("Accept every suggestion at or above its threshold (the "
+                                     "ones drawn)")
         self.accept_all = QPushButton("Accept all")
+        self.accept_all.setToolTip("Accept every suggestion on this image, the ones hidden by "
+                                   "the threshold too")
         self.reject_selected = QPushButton("Reject")
         self.reject_selected.setToolTip("Reject the selected suggestion (Delete)")
         self.reject_all = QPushButton("Reject all")
@@ -201,6 +205,19 @@ class AssistPanel(QWidget):
             spin.valueChanged.connect(lambda _value: self._thresholds_changed())
             self.class_table.setCellWidget(row, 1, spin)
             self._class_spins[category.id] = spin
+        self._fit_class_table()
+
+    def _fit_class_table(self, most_rows: int = 8) -> None:
+        """The class table as tall as its rows (up to ``most_rows``, then it scrolls), so that
+        no row is cut off at the bottom."""
+        table = self.class_table
+        table.resizeRowsToContents()
+        rows = min(table.rowCount(), most_rows)
+        height = (table.horizontalHeader().sizeHint().height() + 2 * table.frameWidth()
+                  + sum(table.rowHeight(row) for row in range(rows)))
+        if table.rowCount() > most_rows:
+            height += table.horizontalScrollBar().sizeHint().height() // 2
+        table.setFixedHeight(height)
 
     def threshold(self, category_id: int) -> float:
         spin = self._class_spins.get(category_id)
@@ -211,6 +228,24 @@ class AssistPanel(QWidget):
     def set_class_threshold(self, category_id: int, value: float | None) -> None:
         """``value`` None: follow the slider."""
         self._class_spins[category_id].setValue(FOLLOW_GLOBAL if value is None else value)
+
+    def thresholds(self) -> dict:
+        """The thresholds as set, to keep between runs: ``{"all": slider value, "classes":
+        {category id (text): own threshold}}`` (classes that follow the slider left out)."""
+        return {"all": self.slider.value() / 100,
+                "classes": {str(cid): spin.value() for cid, spin in self._class_spins.items()
+                            if spin.value() >= 0}}
+
+    def set_thresholds(self, thresholds: dict) -> None:
+        """Set what :meth:`thresholds` gave (unknown classes and bad values ignored)."""
+        value = thresholds.get("all")
+        if isinstance(value, (int, float)) and 0 <= value <= 1:
+            self.slider.setValue(round(value * 100))
+        classes = thresholds.get("classes")
+        for cid, spin in self._class_spins.items():
+            own = classes.get(str(cid)) if isinstance(classes, dict) else None
+            spin.setValue(own if isinstance(own, (int, float)) and 0 <= own <= 1
+                          else FOLLOW_GLOBAL)
 
     def shown(self) -> tuple[tuple[int, BoxRecord], ...]:
         """The current image's suggestions at or above their class's threshold, with their
@@ -246,11 +281,18 @@ class AssistPanel(QWidget):
         self.progress.setVisible(running)
         total = len(self.editor.suggestions) if has_image else 0
         shown = len(self.shown()) if has_image else 0
-        self.count_label.setText(f"{total} suggestions on this image, {shown} shown"
+        self.count_label.setText(f"{count(total, 'suggestion')} on this image, {shown} shown"
                                  if total else "No suggestions on this image.")
-        for button in (self.accept_shown,):
-            button.setEnabled(shown > 0)
-        self.accept_all.setEnabled(total > 0)
+        # Say what each accepts; nothing is accepted unseen when none is shown.
+        hidden = total - shown
+        self.accept_shown.setText(f"Accept shown ({shown})" if shown else "Accept shown")
+        self.accept_shown.setEnabled(shown > 0)
+        # Short texts (the panel keeps its width); the tooltip says what "all" includes.
+        self.accept_all.setText(f"Accept all ({total})" if shown else "Accept all")
+        self.accept_all.setToolTip(
+            f"Accept all {count(total, 'suggestion')} on this image, the {hidden} hidden by the "
+            f"threshold too" if hidden else "Accept every suggestion on this image")
+        self.accept_all.setEnabled(shown > 0)
         self.reject_all.setEnabled(total > 0)
         self.accept_selected.setEnabled(self.selected is not None)
         self.reject_selected.setEnabled(self.selected is not None)
@@ -328,7 +370,7 @@ class AssistPanel(QWidget):
                 on_error=lambda error, _details, image_id=image_id: self._failed(
                     job, image_id, error)))
         job.tasks = tuple(tasks)
-        self.message.emit(f"Predicting {job.total} image{'s' if job.total != 1 else ''} with "
+        self.message.emit(f"Predicting {count(job.total, 'image')} with "
                           f"{Path(checkpoint).name}…")
         self._update()
 
@@ -353,8 +395,7 @@ class AssistPanel(QWidget):
         if job.done == job.total:
             self._job = None
             failed = f", {job.failed} failed" if job.failed else ""
-            self.message.emit(f"Predicted {job.total - job.failed} image"
-                              f"{'s' if job.total != 1 else ''}{failed}.")
+            self.message.emit(f"Predicted {count(job.total - job.failed, 'image')}{failed}.")
             self._update()
 
     def cancel_run(self) -> None:
@@ -362,7 +403,8 @@ class AssistPanel(QWidget):
         if job is not None:
             for task in job.tasks:
                 task.cancel()
-            self.message.emit(f"Cancelled after {job.done} of {job.total} images.")
+            self.message.emit(f"Cancelled after {job.done} of "
+                              f"{count(job.total, 'image')}.")
         self._update()
 
     @property

@@ -11,8 +11,9 @@ hands the result back. Geometry (hit testing, handles, clamping) is in
 Mouse: in *draw* mode (W) a left drag draws a box of the current class (edges snap to pixel
 edges); in *select* mode (V,
 Esc) a left click selects the box under the cursor (the smallest, so nested boxes stay
-reachable), a drag on it moves it, a drag on a handle of the selected box resizes it, and a drag
-on empty space pans. The middle button pans in either mode; the wheel zooms about the cursor.
+reachable), a drag on it moves it, a drag on a handle of the selected box or on a corner of any
+box (within :data:`GRAB_PX` screen pixels) resizes it, and a drag on empty space pans.
+The middle button pans in either mode; the wheel zooms about the cursor.
 Keyboard (canvas focused): arrows nudge the selected box by 1 px (10 with Shift), or without a
 selection ask for the previous / next image.
 """
@@ -47,7 +48,10 @@ from .geometry import Handle
 from .image_loader import LoadedImage
 
 SELECT, DRAW = "select", "draw"
-HANDLE_PX = 7  # handle squares' size on screen; grabbing tolerance is the same
+HANDLE_PX = 7  # handle squares' size on screen
+# How near (screen pixels, whatever the zoom) a press must be to a handle or corner to grab it:
+# labelme's and CVAT's tolerance is about as large; a handle square alone is too small a target.
+GRAB_PX = 12
 MIN_ZOOM, MAX_ZOOM = 0.01, 64.0
 WHEEL_STEP = 1.25  # zoom factor per wheel notch (120 units) and per +/- key
 # Above this many boxes on screen, tags are drawn only for boxes tall enough to hold one:
@@ -429,8 +433,8 @@ class LabelCanvas(QWidget):
     # --- mouse ----------------------------------------------------------------------------------
 
     def _tolerance(self) -> float:
-        """Grabbing distance in image pixels: a handle's size on screen."""
-        return HANDLE_PX / self._scale
+        """Grabbing distance in image pixels: :data:`GRAB_PX` on screen at any zoom."""
+        return GRAB_PX / self._scale
 
     def _image_point(self, event: QMouseEvent | QWheelEvent) -> tuple[float, float]:
         return self.widget_to_image(event.position())

@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 )
 
 from engine.data.project import CategoryRow, ProjectError
+from engine.text import count as count_of
 
 from .editor import ProjectEditor
 
@@ -97,8 +98,8 @@ class ClassPanel(QWidget):
             count = self._counts.get(category.id, 0)
             item = QListWidgetItem(_swatch(category.color), f"{key}{category.name}  ({count})")
             item.setData(Qt.ItemDataRole.UserRole, category.id)
-            item.setToolTip(f"{category.name}: {count} boxes in the project, id {category.id}, "
-                            f"colour {category.color}")
+            item.setToolTip(f"{category.name}: {count_of(count, 'box')} in the project, id "
+                            f"{category.id}, colour {category.color}")
             self.list.addItem(item)
         self.list.blockSignals(False)
         ids = [category.id for category in self._categories]
@@ -194,7 +195,8 @@ class ClassPanel(QWidget):
         others = [c for c in self._categories if c.id != category_id]
         name, ok = QInputDialog.getItem(
             self, "Merge class",
-            f"Give the {self._counts.get(category_id, 0)} boxes of {source.name!r} the class:",
+            f"Give the {count_of(self._counts.get(category_id, 0), 'box')} of {source.name!r} "
+            f"the class:",
             [c.name for c in others], 0, False)
         if not ok:
             return

@@ -91,18 +91,51 @@ def handle_at(box: HasBox | Rect, x: float, y: float, tolerance: float) -> Handl
     return None
 
 
+CORNERS = (Handle.NW, Handle.NE, Handle.SE, Handle.SW)
+
+
+def corner_at(boxes: Sequence[HasBox | Rect], x: float, y: float,
+              tolerance: float) -> tuple[int, Handle] | None:
+    """The box (index) and corner nearest to ``(x, y)`` within ``tolerance`` (image pixels,
+    Chebyshev distance), each box's reach cut to a third of its smaller side; among equally
+    near corners the smaller box, then the one drawn last. None: no corner that near."""
+    best: tuple[float, float, int, Handle] | None = None
+    for index, box in enumerate(boxes):
+        x0, y0, x1, y1 = rect(box)
+        reach = min(tolerance, min(x1 - x0, y1 - y0) / 3)
+        points = handle_points(box)
+        for handle in CORNERS:
+            hx, hy = points[handle]
+            distance = max(abs(hx - x), abs(hy - y))
+            if distance > reach:
+                continue
+            key = (distance, (x1 - x0) * (y1 - y0), -index)
+            if best is None or key < best[:3]:
+                best = (*key, handle)
+    if best is None:
+        return None
+    return -best[2], best[3]
+
+
 def hit_test(boxes: Sequence[HasBox | Rect], x: float, y: float, tolerance: float,
              selected: int | None = None) -> tuple[int, Handle] | None:
     """Which box (index) and which part of it is under ``(x, y)``.
 
     The selected box's handles win (they are what the user sees and aims for), then the
-    smallest box containing the point, so that a small box drawn inside a large one stays
-    reachable; among equal areas the one drawn last (on top). None: empty space.
+    nearest corner of any box within ``tolerance`` (a corner drag resizes a box without a
+    click to select it first, as in labelme and CVAT; a box's corners grab at most a third of
+    its width and height, so a small box can still be moved by its inside, and a smaller box
+the point is inside wins over a larger box's corner), then the smallest
+    box containing the point, so that a small box drawn inside a large one stays reachable;
+    among equal areas the one drawn last (on top). None: empty space.
     """
     if selected is not None and 0 <= selected < len(boxes):
         handle = handle_at(boxes[selected], x, y, tolerance)
         if handle is not None and handle is not Handle.MOVE:
             return selected, handle
+    corner = corner_at(boxes, x, y, tolerance)
+    if corner is not None and not _inside_smaller(boxes, x, y, corner[0]):
+        return corner
     best: tuple[float, int] | None = None
     for index, box in enumerate(boxes):
         x0, y0, x1, y1 = rect(box)
@@ -117,6 +150,19 @@ def hit_test(boxes: Sequence[HasBox | Rect], x: float, y: float, tolerance: floa
         handle = handle_at(boxes[index], x, y, tolerance)
         return index, handle if handle is not None else Handle.MOVE
     return index, Handle.MOVE
+
+
+def _inside_smaller(boxes: Sequence[HasBox | Rect], x: float, y: float, index: int) -> bool:
+    """Whether ``(x, y)`` lies inside a box smaller than ``boxes[index]`` (which then wins: a
+    corner of a large box must not take over a small box drawn on it)."""
+    x0, y0, x1, y1 = rect(boxes[index])
+    area = (x1 - x0) * (y1 - y0)
+    for other, box in enumerate(boxes):
+        bx0, by0, bx1, by1 = rect(box)
+        if (other != index and bx0 <= x <= bx1 and by0 <= y <= by1
+                and (bx1 - bx0) * (by1 - by0) < area):
+            return True
+    return False
 
 
 def clamp_rect(box: Rect, bounds: tuple[float, float]) -> Rect:

@@ -51,6 +51,7 @@ from PySide6.QtWidgets import (
 
 from engine.data.annotations import SPLITS, STATUSES
 from engine.data.project import NO_SPLIT, ImageRow, Project, ProjectError
+from engine.text import count, natural_key
 
 from .thumbnails import ThumbnailLoader
 
@@ -562,7 +563,10 @@ class ImageListPanel(QWidget):
     def _reload_all(self, project: Project) -> None:
         self._fill_class_filter(project)
         scroll = self.view.verticalScrollBar().value()
-        rows = project.images()
+        # Folder by folder, names in natural order (raccoon-2 before raccoon-10), as a file
+        # manager lists them; by the file's full path, so that images inside the project
+        # (stored relative) and outside it (absolute) sort alike.
+        rows = sorted(project.images(), key=lambda row: natural_key(str(row.file)))
         self.loader.forget([row.id for row in rows
                             if (old := self.model.image_row(row.id)) is not None
                             and (old.hash, old.problem) != (row.hash, row.problem)])
@@ -616,7 +620,7 @@ class ImageListPanel(QWidget):
         self.image_selected.emit(self._current_id)
 
     def _update_count(self) -> None:
-        self.count_label.setText(f"{self.model.rowCount()} of {self.model.total} images")
+        self.count_label.setText(f"{self.model.rowCount()} of {count(self.model.total, 'image')}")
 
     def _trim_requests(self) -> None:
         """Keep only thumbnail requests for the rows in view (and a screenful around them)."""

@@ -20,6 +20,7 @@ from PySide6.QtWidgets import QLabel, QMessageBox, QSplitter, QVBoxLayout, QWidg
 
 from engine.data.annotations import BoxRecord
 from engine.data.project import EditConflictError, ImageRow, Project, ProjectError
+from engine.text import count
 
 from . import geometry
 from .assist_panel import AssistPanel
@@ -185,8 +186,9 @@ class LabelingView(QWidget):
 
     # --- project and images ---
 
-    def set_project(self, project: Project | None) -> None:
-        """Show ``project`` (None: nothing), its first image current."""
+    def set_project(self, project: Project | None, *, image_id: int | None = None) -> None:
+        """Show ``project`` (None: nothing), with ``image_id`` current when it is one of its
+        images, else its first."""
         self.flush()
         self.project = project
         self.editor = None if project is None else ProjectEditor(project, self._changed,
@@ -202,6 +204,8 @@ class LabelingView(QWidget):
             return
         self.image_list.set_project(project)
         first = self.image_list.neighbour_id(1)
+        if image_id is not None and self.image_list.model.row_of(image_id) is not None:
+            first = image_id
         if first is not None:
             self.show_image(first)
         else:
@@ -209,12 +213,15 @@ class LabelingView(QWidget):
                                     "File > Add images… or File > Import annotations…")
         self._update_actions()
 
-    def reload_project(self) -> None:
-        """After a change made outside the editor (an import): re-read everything."""
+    def reload_project(self, *, keep_history: bool = False) -> None:
+        """After a change made outside the editor: re-read everything. An import may change
+        boxes under the undo history, which is then forgotten; ``keep_history`` for changes
+        that leave every existing image's boxes as they were (added images)."""
         if self.project is None or self.editor is None:
             return
         self.flush()
-        self.editor.clear_history()
+        if not keep_history:
+            self.editor.clear_history()
         current = self.editor.image_id
         self.image_list.refresh_images(None)
         self.class_panel.refresh()
@@ -252,8 +259,9 @@ class LabelingView(QWidget):
         row = self._row
         if row.problem is not None:
             reason = "file not found" if row.problem == "missing" else "file cannot be read"
-            self.canvas.set_message(f"{row.file}\n\n{reason}; its {row.box_count} boxes are "
-                                    f"kept in the project.")
+            kept = "is" if row.box_count == 1 else "are"
+            self.canvas.set_message(f"{row.file}\n\n{reason}; its {count(row.box_count, 'box')} "
+                                    f"{kept} kept in the project.")
         else:
             size = (row.width, row.height) if row.width and row.height else None
             self.loader.request(row.file, size, prefetch=self._neighbour_files())

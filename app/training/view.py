@@ -35,6 +35,7 @@ from PySide6.QtWidgets import (
 )
 
 from engine.data.project import Project, ProjectError
+from engine.text import count
 from engine.training.data import describe_left_out
 from engine.training.job import TrainingJob
 from engine.training.presets import choose_preset
@@ -92,7 +93,8 @@ def training_data_problem(project_folder: Path) -> tuple[str | None, str | None]
                "example 80% train, 20% val)")
         if images:
             return (f"Nothing to train on: training uses the images marked done in the train "
-                    f"split, and none of the project's {images} images is both. {how}."), None
+                    f"split, and none of the project's {count(images, 'image')} is both. "
+                    f"{how}."), None
         return f"Nothing to train on: the project has no images. Add images; {how[0].lower()}" \
                f"{how[1:]}.", None
     if not val:
@@ -383,13 +385,16 @@ class TrainingView(QWidget):
             resumed = (f", resumed at step {event['resumed_at_step']}"
                        if event["resumed_at_step"] else "")
             budget = event.get("time_budget_s")
-            plan = (f"a time budget of {format_duration(budget)} ({event['steps_per_epoch']} "
-                    f"steps an epoch)" if budget is not None else
-                    f"{event['epochs']} epochs of {event['steps_per_epoch']} steps")
+            plan = (f"a time budget of {format_duration(budget)} "
+                    f"({count(event['steps_per_epoch'], 'step')} an epoch)"
+                    if budget is not None else
+                    f"{count(event['epochs'], 'epoch')} of "
+                    f"{count(event['steps_per_epoch'], 'step')}")
             left_out = describe_left_out(event.get("left_out") or {})
             self._say(f"Training on {event['device']}: {event['train_images']} train / "
-                      f"{event['val_images']} val images, {len(event['classes'])} classes, "
-                      f"{plan}, lr {event['lr']:.4g}{resumed}."
+                      f"{count(event['val_images'], 'val image')}, "
+                      f"{count(len(event['classes']), 'class')}, {plan}, lr "
+                      f"{event['lr']:.4g}{resumed}."
                       + (f" Left out (not marked done, or no file): {left_out}." if left_out
                          else ""))
         elif kind == "evaluating":

@@ -124,6 +124,9 @@ def main(argv: list[str] | None = None) -> int:
         view.set_stage(stage.key)
         if stage.key == "anchors":
             view.set_option("level", args.level)
+        if stage.key in ("proposals-nms", "class-nms"):
+            # The shot explains a suppressed box: ticked, as a user does to click one.
+            view.set_option("show_suppressed", True)
         selection = selection_for(stage.key, trace)
         view.set_selection(selection)
         view.canvas.fit()

@@ -41,6 +41,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..text import count
 from .annotations import (
     SPLITS,
     STATUSES,
@@ -72,7 +73,7 @@ class ImportedFile:
     boxes: int
 
     def __str__(self) -> str:
-        return f"{self.outcome} {self.path}: {self.boxes} boxes"
+        return f"{self.outcome} {self.path}: {count(self.boxes, 'box')}"
 
 
 @dataclass
@@ -104,15 +105,19 @@ class ImportReport:
     def summary(self) -> str:
         duplicates = (f" ({self.duplicates} with the same content as another image)"
                       if self.duplicates else "")
-        negatives = (f" ({self.negatives} background images without objects, done: negatives "
-                     f"to train on)" if self.negatives else "")
+        negatives = (f" ({count(self.negatives, 'background image')} without objects, done: "
+                     f"negatives to train on)" if self.negatives else "")
         return (
-            f"imported {self.source} ({self.format}): {self.images_added} images added"
-            f"{duplicates}{negatives}, {self.images_merged} merged into images already there; "
-            f"{self.boxes_added} boxes added, {self.boxes_identical} identical boxes left out, "
-            f"{self.boxes_skipped} invalid boxes skipped; {len(self.categories_created)} new "
-            f"categories, {len(self.categories_matched)} matched; {self.missing} images "
-            f"missing, {self.unreadable} unreadable; {len(self.entries)} report entries"
+            f"imported {self.source} ({self.format}): {count(self.images_added, 'image')} "
+            f"added{duplicates}{negatives}, {self.images_merged} merged into images already "
+            f"there; "
+            f"{count(self.boxes_added, 'box')} added, "
+            f"{count(self.boxes_identical, 'identical box', 'identical boxes')} left out, "
+            f"{count(self.boxes_skipped, 'invalid box', 'invalid boxes')} skipped; "
+            f"{count(len(self.categories_created), 'new category', 'new categories')}, "
+            f"{len(self.categories_matched)} matched; {count(self.missing, 'image')} "
+            f"missing, {self.unreadable} unreadable; "
+            f"{count(len(self.entries), 'report entry', 'report entries')}"
         )
 
 
@@ -199,8 +204,9 @@ def import_annotation_set(project: Project, annotations: AnnotationSet, *, sourc
                     where = "earlier in this import" if target >= first_new_id else "in the project"
                     report.entries.append(ReportEntry(
                         report.source, str(path), "note",
-                        f"already {where}: {added} boxes added, {len(boxes) - added} identical "
-                        f"boxes left out"))
+                        f"already {where}: {count(added, 'box')} added, "
+                        f"{count(len(boxes) - added, 'identical box', 'identical boxes')} "
+                        f"left out"))
                 else:
                     # Re-importing a file gives thousands of these: one entry says it all.
                     unchanged.append(str(path))
@@ -222,14 +228,14 @@ def import_annotation_set(project: Project, annotations: AnnotationSet, *, sourc
                 if not any(entry.action == "missing" for entry in said):
                     report.entries.append(ReportEntry(
                         report.source, str(path), "missing",
-                        f"{measured.reason}; kept with its {len(boxes)} boxes"))
+                        f"{measured.reason}; kept with its {count(len(boxes), 'box')}"))
             else:
                 report.unreadable += 1
                 said = reader_said.get(str(path), [])
                 if not any(measured.reason in entry.reason for entry in said):
                     report.entries.append(ReportEntry(
                         report.source, str(path), "note",
-                        f"{measured.reason}; kept with its {len(boxes)} boxes, flagged "
+                        f"{measured.reason}; kept with its {count(len(boxes), 'box')}, flagged "
                         f"unreadable"))
             image_id = next_id
             next_id += 1
@@ -245,8 +251,8 @@ def import_annotation_set(project: Project, annotations: AnnotationSet, *, sourc
                     report.entries.append(ReportEntry(
                         report.source, str(path), "note",
                         f"same content as {project.file(stored_of[twin])} ({where}); added as "
-                        f"an image of its own with its {len(boxes)} boxes: a duplicate you may "
-                        f"want to look at"))
+                        f"an image of its own with its {count(len(boxes), 'box')}: a duplicate "
+                        f"you may want to look at"))
             stored_of[image_id] = stored
             new_boxes[image_id] = boxes
             box_rows.extend((image_id, box) for box in boxes)
@@ -257,7 +263,7 @@ def import_annotation_set(project: Project, annotations: AnnotationSet, *, sourc
 
         if unchanged:
             report.entries.append(ReportEntry(
-                report.source, f"{len(unchanged)} images", "note",
+                report.source, count(len(unchanged), "image"), "note",
                 f"already in the project with all their boxes, nothing added (the first: "
                 f"{unchanged[0]})"))
         db.executemany(

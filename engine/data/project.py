@@ -40,6 +40,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from engine.text import count as count_of
+from engine.text import natural_key
+
 from ..box_validity import box_problem as geometry_problem
 from .annotations import SPLITS, STATUSES, BoxRecord, ReportEntry
 from .images import ImageLoadError, file_hash, image_size
@@ -241,14 +244,15 @@ class ProjectInfo:
             (cw, ch), common = self.most_common_size
             out.append(f"image sizes: smallest {self.smallest_size[0]}x{self.smallest_size[1]}, "
                        f"largest {self.largest_size[0]}x{self.largest_size[1]}, "
-                       f"most common {cw}x{ch} ({common} images)")
+                       f"most common {cw}x{ch} ({count_of(common, 'image')})")
         if self.unknown_size:
             out.append(f"images of unknown size: {self.unknown_size}")
         out.append(f"missing images: {len(self.missing)}")
-        out.extend(f"  missing: {path}" for path in self.missing)
+        out.extend(f"  missing: {path}" for path in sorted(self.missing, key=natural_key))
         if self.unreadable:
             out.append(f"unreadable images: {len(self.unreadable)}")
-            out.extend(f"  unreadable: {path}" for path in self.unreadable)
+            out.extend(f"  unreadable: {path}"
+                       for path in sorted(self.unreadable, key=natural_key))
         return out
 
 
@@ -761,8 +765,9 @@ class Project:
             in_use = self._category_box_count(category_id)
             if in_use and not delete_boxes:
                 raise ProjectError(
-                    f"{self.folder}: category {category.name!r} is used by {in_use} boxes; "
-                    f"reassign them to another category or delete them with it")
+                    f"{self.folder}: category {category.name!r} is used by "
+                    f"{count_of(in_use, 'box')}; reassign them to another category or delete "
+                    f"them with it")
             if in_use:
                 db.execute("DELETE FROM boxes WHERE category_id = ?", (category_id,))
             db.execute("DELETE FROM categories WHERE id = ?", (category_id,))
@@ -1132,14 +1137,16 @@ def _check_name(name: str) -> str:
 
 
 def image_files(paths: Iterable[str | os.PathLike]) -> Iterator[Path]:
-    """Files as given; folders -> their image files (by suffix), recursively, sorted."""
+    """Files as given; folders -> their image files (by suffix), recursively, in natural
+    order (img-2 before img-10)."""
     for path in paths:
         path = Path(path)
         if path.is_dir():
             # Links that lead nowhere (broken, or a loop) are listed too, for the caller to
             # report: left out silently they would look like images never found.
-            yield from sorted(p for p in path.rglob("*")
-                              if p.suffix.lower() in IMAGE_SUFFIXES
-                              and (p.is_file() or p.is_symlink()))
+            yield from sorted((p for p in path.rglob("*")
+                               if p.suffix.lower() in IMAGE_SUFFIXES
+                               and (p.is_file() or p.is_symlink())),
+                              key=lambda p: natural_key(str(p)))
         else:
             yield path

@@ -6,8 +6,9 @@ the GUI call it); one module per format, ``deploy.py`` for the single-image modu
 and ONNX are made from, ``compare.py`` for the check, ``model_card.py`` for the card.
 """
 
-from .api import FORMATS, ExportResult, export_model
+from .api import FORMATS, ExportResult, export_formats, export_model
 from .compare import Verification
-from .errors import ExportError
+from .errors import ExportCancelledError, ExportError
 
-__all__ = ["FORMATS", "ExportError", "ExportResult", "Verification", "export_model"]
+__all__ = ["FORMATS", "ExportCancelledError", "ExportError", "ExportResult", "Verification",
+           "export_formats", "export_model"]

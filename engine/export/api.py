@@ -24,7 +24,7 @@ from ..detector.checkpoint import LoadedDetector, load_detector
 from ..safe_load import load_torch_file
 from . import model_card
 from .compare import Verification, compare_detections
-from .errors import ExportError
+from .errors import ExportCancelledError, ExportError
 
 FORMATS = ("torchvision", "torchscript", "onnx")
 # Largest differences accepted between an export and our model (see compare.py): a tenth of
@@ -35,6 +35,8 @@ SCORE_TOL = 1e-3
 REL_BOX_TOL = 1e-4
 
 Report = Callable[[str], None]
+# on_step(number, total, text): step ``number`` (from 1) of ``total`` begins.
+Steps = Callable[[int, int, str], None]
 
 
 @dataclass
@@ -63,6 +65,8 @@ def export_model(
     images: Sequence[str | os.PathLike] | None = None,
     verify: bool = True,
     report: Report | None = None,
+    on_step: Steps | None = None,
+    cancelled: Callable[[], bool] | None = None,
 ) -> ExportResult:
     """Export ``checkpoint`` (written by training or :func:`save_detector`) as ``format``
     ("torchvision", "torchscript" or "onnx") to the file ``out``, with the model card at
@@ -70,19 +74,34 @@ def export_model(
 
     ``images``: pictures to compare the export with the checkpoint on (default: one
     generated picture); ``verify=False`` skips the comparison. ``report`` receives a line of
-    text per step. Raises :class:`ExportError` for a file that is not our checkpoint, an
+    text per step; ``on_step(number, total, text)`` is called as each of the steps (load,
+    export, compare unless ``verify`` is off, write) begins. ``cancelled()`` is asked before
+    every step and every compared image: True stops the export there with
+    :class:`ExportCancelledError`, nothing written (a step under way, such as ONNX's tracing,
+    finishes first). Raises :class:`ExportError` for a file that is not our checkpoint, an
     unknown format, a backbone the format cannot express, an unreadable image, or an export
     whose detections differ from the checkpoint's.
     """
     started = time.perf_counter()
     say = report or (lambda _line: None)
+    total = 4 if verify else 3
+    done_steps = [0]
+
+    def step(text: str) -> None:
+        if cancelled is not None and cancelled():
+            raise ExportCancelledError("export cancelled; nothing was written")
+        done_steps[0] += 1
+        if on_step is not None:
+            on_step(done_steps[0], total, text)
+        say(text)
+
     checkpoint, out = Path(checkpoint), Path(out)
     if format not in FORMATS:
         raise ExportError(f"unknown export format {format!r}; choose one of {', '.join(FORMATS)}")
     if out.is_dir():
         raise ExportError(f"{out} is a folder; give the path of the file to write, e.g. "
                           f"{out / ('model' + _SUFFIXES[format])}")
-    say(f"loading {checkpoint}")
+    step(f"loading {checkpoint}")
     loaded = _load(checkpoint)
     exporter = _EXPORTERS[format]
     exporter.check(loaded, checkpoint)
@@ -93,12 +112,12 @@ def export_model(
     card_partial = card_path.with_name(card_path.name + ".partial")
     out.parent.mkdir(parents=True, exist_ok=True)
     try:
-        say(f"exporting as {format}")
+        step(f"exporting as {format}")
         interface, loading = exporter.write(loaded, checkpoint, partial, out.name)
         verification = None
         if verify:
-            say(f"comparing with the checkpoint on {len(pictures)} image(s)")
-            verification = _verify(loaded, exporter, partial, loading, pictures)
+            step(f"comparing with the checkpoint on {len(pictures)} image(s)")
+            verification = _verify(loaded, exporter, partial, loading, pictures, cancelled)
             say(verification.summary())
             if verification.skipped is None and not verification.ok:
                 raise ExportError(
@@ -110,6 +129,7 @@ def export_model(
             interface=interface, loading=loading,
         )
         card["verification"] = verification.to_dict() if verification else None
+        step(f"writing {out.name} and its model card")
         model_card.write_card(card_partial, card)
         os.replace(partial, out)
         os.replace(card_partial, card_path)
@@ -119,6 +139,22 @@ def export_model(
     say(f"wrote {out} and {card_path}")
     return ExportResult(format, out, card_path, card, verification,
                         time.perf_counter() - started)
+
+
+def export_formats(checkpoint: str | os.PathLike) -> dict[str, str | None]:
+    """Which formats ``checkpoint`` can be exported as: format -> None when it can, else the
+    reason it cannot (e.g. torchvision's builders have no EfficientNet-Lite backbone). Loads
+    the checkpoint (a second or two); raises :class:`ExportError` for a file that is not one."""
+    checkpoint = Path(checkpoint)
+    loaded = _load(checkpoint)
+    reasons: dict[str, str | None] = {}
+    for format in FORMATS:
+        try:
+            _EXPORTERS[format].check(loaded, checkpoint)
+            reasons[format] = None
+        except ExportError as error:
+            reasons[format] = str(error)
+    return reasons
 
 
 def _load(checkpoint: Path) -> LoadedDetector:
@@ -165,7 +201,8 @@ def generated_picture(short_side: int) -> torch.Tensor:
 
 
 def _verify(loaded: LoadedDetector, exporter, path: Path, loading: dict,
-            pictures: list[tuple[str, torch.Tensor]]) -> Verification:
+            pictures: list[tuple[str, torch.Tensor]],
+            cancelled: Callable[[], bool] | None = None) -> Verification:
     settings = loaded.model.roi_heads.detection_settings
     verification = Verification(runtime=exporter.runtime(), box_tol=BOX_TOL,
                                 score_tol=SCORE_TOL)
@@ -175,6 +212,8 @@ def _verify(loaded: LoadedDetector, exporter, path: Path, loading: dict,
         verification.skipped = f"{exporter.runtime()} is not installed ({error})"
         return verification
     for name, picture in pictures:
+        if cancelled is not None and cancelled():
+            raise ExportCancelledError("export cancelled; nothing was written")
         with torch.inference_mode():
             reference = loaded.model([picture])[0]
         exported = run(picture)

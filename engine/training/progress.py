@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from typing import TextIO
 
+from ..text import count
 from .data import describe_left_out
 
 
@@ -88,13 +89,14 @@ class TerminalProgress:
             self._state = "at step 0: the first step is under way"
             budget = event.get("time_budget_s")
             plan = (f"a time budget of {format_duration(budget)}" if budget is not None else
-                    f"{event['epochs']} epochs of {event['steps_per_epoch']} steps")
+                    f"{count(event['epochs'], 'epoch')} of "
+                    f"{count(event['steps_per_epoch'], 'step')}")
             precision = event.get("precision", "fp32")
             self._print(
                 f"training on {event['device']}"
                 f"{f' ({precision} autocast)' if precision != 'fp32' else ''}: "
-                f"{event['train_images']} train / {event['val_images']} val images, "
-                f"{len(event['classes'])} classes, {plan}, batch {event['batch_size']}, "
+                f"{event['train_images']} train / {count(event['val_images'], 'val image')}, "
+                f"{count(len(event['classes']), 'class')}, {plan}, batch {event['batch_size']}, "
                 f"lr {event['lr']:.4g}"
                 + (f", resumed at step {event['resumed_at_step']}"
                    if event["resumed_at_step"] else ""))

@@ -39,6 +39,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from ..text import count
 from .events import EVENTS_FILE, EventLog
 from .job import TrainingJob
 from .settings import TrainSettings
@@ -220,13 +221,13 @@ class RunInfo:
         if settings.time_budget_s is not None:
             parts.append(f"time budget {settings.time_budget_s / 60:g} min")
         else:
-            parts.append(f"{settings.epochs} epochs")
+            parts.append(count(settings.epochs, "epoch"))
         parts.append(f"batch {settings.batch_size}")
         if self.detector.get("min_size") is not None:
             parts.append(f"{self.detector['min_size']} px")
         parts.append(lr)
         if settings.max_steps is not None:
-            parts.append(f"max {settings.max_steps} steps")
+            parts.append(f"max {count(settings.max_steps, 'step')}")
         if settings.amp is False:
             parts.append("float32")
         return ", ".join(parts)

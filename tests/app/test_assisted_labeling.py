@@ -113,3 +113,32 @@ def test_without_a_trained_model_the_panel_says_so(window):
     assert assist.checkpoint.currentIndex() == -1
     assert assist.checkpoint.placeholderText().startswith("none yet")
     assert not assist.predict_image.isEnabled()
+
+
+def test_the_class_threshold_table_shows_every_row_uncut(window):
+    table = window.labeling.assist.class_table
+    assert table.rowCount() == len(CLASSES)
+    last = table.visualRect(table.model().index(table.rowCount() - 1, 0))
+    assert last.isValid() and last.bottom() < table.viewport().height()
+    assert not table.verticalScrollBar().isVisible()
+
+
+def test_accept_all_says_what_it_accepts_and_is_off_with_none_shown(qtbot, model_run, window):
+    view = window.labeling
+    assist = view.assist
+    _predict_current(qtbot, view)
+    total = len(view.editor.suggestions)
+    qtbot.mouseClick(assist.slider, Qt.MouseButton.LeftButton)  # focus; then keys move it
+    assist.slider.setValue(100)  # every suggestion scores below 1.0: none shown
+    assert view.canvas._suggestions == ()
+    assert not assist.accept_all.isEnabled() and not assist.accept_shown.isEnabled()
+    scores = sorted(s.score for s in view.editor.suggestions)
+    assist.slider.setValue(int(scores[-1] * 100))  # only the best ones shown
+    shown = len(assist.shown())
+    assert assist.accept_all.isEnabled()
+    assert assist.accept_shown.text() == f"Accept shown ({shown})"
+    assert assist.accept_all.text() == f"Accept all ({total})"
+    if shown < total:
+        assert f"the {total - shown} hidden by the threshold too" in assist.accept_all.toolTip()
+    assist.accept_all.click()
+    assert not view.editor.suggestions

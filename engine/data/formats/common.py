@@ -348,12 +348,13 @@ def add_box(record: ImageRecord, box: tuple[object, object, object, object], cat
 # An item naming one box or annotation of a file (see the module docstring), and a reason
 # that counts the boxes an entry leaves out.
 _BOX_ITEM = re.compile(r"(object|annotation|line|shape) \S")
-_BOXES_SKIPPED = re.compile(r"(\d+) boxes skipped\b")
+_BOXES_SKIPPED = re.compile(r"(\d+) box(?:es)? skipped\b")
 
 
 def skipped_box_count(report: Iterable[ReportEntry]) -> int:
     """How many boxes a reader's ``report`` says it left out: one for each "skipped" entry
-    whose item names a box, N for a "skipped" entry whose reason begins "N boxes skipped"."""
+    whose item names a box, N for a "skipped" entry whose reason begins "N boxes skipped" (or
+    "1 box skipped")."""
     count = 0
     for entry in report:
         if entry.action != "skipped":

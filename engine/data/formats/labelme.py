@@ -35,6 +35,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
+from ...text import count
 from ..annotations import AnnotationSet, ImageRecord, ReportEntry
 from .common import (
     FolderIndex,
@@ -96,7 +97,7 @@ def read_labelme(path: Path) -> AnnotationSet:
         annotations.images.append(_read_file(json_file, data, index, names, annotations.report))
     if not annotations.images and annotations.report:
         raise FormatError(path, "no readable labelme JSON file in the folder "
-                                f"({len(annotations.report)} files skipped)")
+                                f"({count(len(annotations.report), 'file')} skipped)")
     annotations.categories = names.categories()
     return annotations
 

@@ -53,6 +53,7 @@ from pathlib import Path
 from PIL import Image
 
 from ...box_validity import check_box
+from ...text import count
 from ..annotations import SPLITS, AnnotationSet, ImageRecord, ReportEntry
 from .common import (
     FolderIndex,
@@ -98,6 +99,7 @@ def read_voc(path: Path) -> AnnotationSet:
     names = NamedCategories()
     index = FolderIndex()
     splits: dict[Path, dict[str, str]] = {}
+    read_from: dict[int, Path] = {}  # id(record) -> its XML file, for the report
     for xml_file, devkit in sources:
         if devkit is not None and devkit not in splits:
             splits[devkit] = _splits(devkit, annotations.report)
@@ -107,27 +109,38 @@ def read_voc(path: Path) -> AnnotationSet:
         record = _read_annotation(tree, xml_file, devkit, index, names, annotations.report)
         record.split = splits.get(devkit, {}).get(xml_file.stem)
         annotations.images.append(record)
+        read_from[id(record)] = xml_file
     if not annotations.images:
         raise FormatError(path, f"none of its {len(sources)} XML files is a readable Pascal VOC "
                                 f"annotation (first: {annotations.report[0]})")
-    _unverified_in_progress(annotations, path)
+    _unverified_in_progress(annotations, read_from)
     annotations.categories = names.categories()
     return annotations
 
 
-def _unverified_in_progress(annotations: AnnotationSet, path: Path) -> None:
+# Unverified files named one per report line up to this many; beyond, one line counts the rest.
+UNVERIFIED_NAMED = 50
+
+
+def _unverified_in_progress(annotations: AnnotationSet, read_from: dict[int, Path]) -> None:
     """Images with boxes but no verified attribute are in progress when others are verified
-    (see the module docstring); one note says how many images are in progress, and why."""
+    (see the module docstring), as are those marked ``verified="no"``; a note names each
+    such file (up to :data:`UNVERIFIED_NAMED`, then one line counts the rest)."""
     if any(image.status == "done" and image.boxes for image in annotations.images):
         for image in annotations.images:
             if image.status is None and image.boxes:
                 image.status = "in_progress"
-    in_progress = sum(image.status == "in_progress" for image in annotations.images)
-    if in_progress:
+    in_progress = [image for image in annotations.images if image.status == "in_progress"]
+    reason = ('marked verified="no", or not verified="yes" while others are (LabelImg): its '
+              'status is "in progress"; training uses only images marked done')
+    for image in in_progress[:UNVERIFIED_NAMED]:
         annotations.report.append(ReportEntry(
-            str(path), f"{in_progress} images", "note",
-            'marked verified="no", or not verified="yes" while others are (LabelImg): their '
-            'status is "in progress"; training uses only images marked done'))
+            str(read_from.get(id(image), "")), Path(image.path).name, "note", reason))
+    rest = in_progress[UNVERIFIED_NAMED:]
+    if rest:
+        annotations.report.append(ReportEntry(
+            str(read_from.get(id(rest[0]), "")), f"{count(len(rest), 'more image')}", "note",
+            reason.replace("its status is", "their status is")))
 
 
 def xml_files(path: Path) -> list[tuple[Path, Path | None]]:

@@ -44,6 +44,7 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
+from ...text import count as count_of
 from ..annotations import SPLITS, AnnotationSet, Category, ImageRecord, ReportEntry
 from .common import (
     IMAGE_SUFFIXES,
@@ -289,9 +290,9 @@ def _read_image(image: Path, names: dict[int, str] | None, used_labels: set[Path
         return record
     if rows and (record.width is None or record.height is None):
         report.append(ReportEntry(file, "file", "skipped",
-                                  f"{len(rows)} boxes skipped: the size of {image} is unknown "
-                                  f"(missing or unreadable), so normalized boxes cannot be "
-                                  f"converted"))
+                                  f"{count_of(len(rows), 'box')} skipped: the size of "
+                                  f"{image} is unknown (missing or unreadable), so "
+                                  f"normalized boxes cannot be converted"))
         return record
     for number, values in rows:
         _read_line(record, number, values, names, file, report)
@@ -356,8 +357,8 @@ def _report_orphans(used_labels: set[Path], images: set[Path],
                 except OSError:
                     count = 0
                 report.append(ReportEntry(str(label), "file", "skipped",
-                                          f"{count} boxes skipped: no image with this name, "
-                                          f"so they cannot be converted"))
+                                          f"{count_of(count, 'box')} skipped: no image "
+                                          f"with this name to convert against"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -568,7 +569,7 @@ def _label_lines(annotations: AnnotationSet, image: ImageRecord, source: Path,
         return []
     size = known_size(image, source)
     if size is None:
-        report_unwritable(annotations, file, str(source), f"{len(boxes)} boxes not "
+        report_unwritable(annotations, file, str(source), f"{count_of(len(boxes), 'box')} not "
                           f"written: the image size is unknown (missing or unreadable image)")
         return None
     width, height = size

@@ -160,7 +160,7 @@ def test_class_scores_chart_is_the_proposals_softmax(demo_trace):
 
 def test_score_threshold_and_nms_stages_follow_the_postprocess_trace(demo_trace):
     post = demo_trace.postprocess
-    ctx = _ctx(demo_trace, options=ViewOptions(max_boxes=100_000))
+    ctx = _ctx(demo_trace, options=ViewOptions(max_boxes=100_000, show_suppressed=True))
     scene = build_scene("score-threshold", ctx)
     drawn = sum(scene.count(f"candidates {name}") for name in CLASSES)
     assert drawn + scene.count("too small") == post.scores.numel()
@@ -200,3 +200,23 @@ def test_with_a_selection_everything_else_is_dimmed(demo_trace):
     assert chosen.layer("proposals").alpha == pytest.approx(0.3 * 0.3)
     nothing = build_scene("proposals", _ctx(demo_trace))
     assert {layer.alpha for layer in nothing.layers} == {1.0}
+
+
+@pytest.mark.parametrize("key", ["proposals-nms", "class-nms"])
+def test_nms_stages_draw_survivors_first_within_the_limit_suppressed_on_demand(demo_trace, key):
+    stage_trace = demo_trace.rpn if key == "proposals-nms" else demo_trace.postprocess
+    suppressed = int((stage_trace.suppressed_by >= 0).sum())
+    assert suppressed > 0
+    plain = build_scene(key, _ctx(demo_trace))  # the defaults: survivors only
+    assert plain.count("suppressed") == 0
+    assert "tick Show suppressed" in plain.caption[-1]
+    limit = 40
+    for show in (False, True):
+        scene = build_scene(key, _ctx(demo_trace, options=ViewOptions(max_boxes=limit,
+                                                                      show_suppressed=show)))
+        drawn = sum(len(layer.boxes) for layer in scene.layers
+                    if layer.name not in ("selected", "suppressor", "removed by selected"))
+        assert drawn <= limit, "the draw limit covers every kind of box together"
+    everything = build_scene(key, _ctx(demo_trace, options=ViewOptions(
+        max_boxes=100_000, show_suppressed=True)))
+    assert everything.count("suppressed") == suppressed

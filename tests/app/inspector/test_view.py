@@ -13,6 +13,7 @@ from PySide6.QtGui import QImage
 
 import app.inspector.session as session_module
 import app.inspector.view as view_module
+from app.inspector.controls import SLIDER_STEPS
 from app.inspector.stages import STAGE_KEYS, STAGES, StageContext, ViewOptions, select_at
 from app.inspector.view import InspectorView
 from engine.data.demo import CLASSES
@@ -105,7 +106,7 @@ def test_change_the_score_threshold_and_see_the_detections_change(qtbot, view,
     assert 0 < after.numel() < before.numel() and bool((after > 0.6).all())
     drawn = sum(view.canvas.scene().count(f"detections {name}") for name in CLASSES)
     assert drawn == after.numel()
-    assert view.controls.sliders["box_score_thresh"].value() == 60
+    assert view.controls.sliders["box_score_thresh"].value() == round(0.6 * SLIDER_STEPS)
     # The backbone did not run again: the rerun reused the first run's features.
     assert view.trace.levels is trace.levels
 
@@ -123,8 +124,8 @@ def test_slider_moves_during_a_rerun_run_only_the_latest(qtbot, view, inspector_
 
     monkeypatch.setattr(session_module, "_rerun_job", slow_rerun)
     slider = view.controls.sliders["box_nms_thresh"]
-    for value in (40, 35, 30, 25):
-        slider.setValue(value)
+    for value in (0.40, 0.35, 0.30, 0.25):
+        slider.setValue(round(value * SLIDER_STEPS))
     qtbot.waitUntil(lambda: len(runs) == 1)
     with qtbot.waitSignal(view.trace_changed, timeout=RUN_TIMEOUT_MS):
         release.set()  # the first rerun finishes, then only the latest value runs

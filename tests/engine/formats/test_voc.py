@@ -165,7 +165,9 @@ def test_verified_and_depth_read_back_as_labelimg_wrote_them(tmp_path):
     assert {Path(i.path).name: i.status for i in first.images} == {
         "done.jpg": "done", "empty.jpg": "done", "gray.png": "in_progress",
         "old.jpg": "in_progress"}
-    assert [(e.item, e.action) for e in first.report] == [("2 images", "note")]
+    # Each file not marked verified is named (its XML file and its image).
+    assert [(Path(e.file).name, e.item, e.action) for e in first.report] == [
+        ("gray.xml", "gray.png", "note"), ("old.xml", "old.jpg", "note")]
     write_annotations(first, "voc", tmp_path / "out", images="none")
     assert _attributes(tmp_path / "out") == {
         "done.jpg": ("yes", "3"), "empty.jpg": (None, "3"), "gray.png": ("no", "1"),
@@ -206,7 +208,8 @@ def test_the_real_raccoon_dataset(shared_data):
     # 199 files say verified="yes"; raccoon-37.xml says verified="no": in progress, noted.
     assert [i.status for i in annotations.images].count("done") == 199
     assert by_name["raccoon-37.jpg"].status == "in_progress"
-    assert [(e.item, e.action) for e in annotations.report] == [("1 images", "note")]
+    assert [(Path(e.file).name, e.item, e.action) for e in annotations.report] == [
+        ("raccoon-37.xml", "raccoon-37.jpg", "note")]
     # raccoon-1.xml: <path>/Users/datitran/...</path>, xmin 81 ymin 88 xmax 522 ymax 408.
     first = by_name["raccoon-1.jpg"]
     assert first.path == shared_data / "raccoon" / "images" / "raccoon-1.jpg"

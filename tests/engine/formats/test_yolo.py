@@ -119,7 +119,7 @@ def test_unreadable_and_zero_byte_images_keep_their_records_but_not_boxes(tmp_pa
     assert report == [("broken.jpg", "note"), ("broken.txt", "skipped"),
                       ("orphan.txt", "skipped")]
     assert "2 boxes skipped" in annotations.report[1].reason
-    assert annotations.report[2].reason.startswith("1 boxes skipped: no image with this name")
+    assert annotations.report[2].reason.startswith("1 box skipped: no image with this name")
     assert skipped_box_count(annotations.report) == 3
 
 

@@ -80,8 +80,8 @@ def test_import_counts_the_readers_skipped_boxes_and_verbose_lists_every_image(t
     assert main(["import", str(source), "--project", str(tmp_path / "p"), "--verbose"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert "2 boxes added" in lines[0] and "2 invalid boxes skipped" in lines[0]
-    assert lines[1:3] == [f"  added {source / 'a.jpg'}: 1 boxes",
-                          f"  added {source / 'b.jpg'}: 1 boxes"]
+    assert lines[1:3] == [f"  added {source / 'a.jpg'}: 1 box",
+                          f"  added {source / 'b.jpg'}: 1 box"]
     assert [line.split(": ")[2] for line in lines[3:]] == ["skipped", "skipped"]
     # Again: both images are already there (same paths), nothing new.
     assert main(["import", str(source), "--project", str(tmp_path / "p"), "--verbose"]) == 0

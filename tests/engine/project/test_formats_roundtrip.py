@@ -201,7 +201,7 @@ def test_import_reports_what_it_skipped_and_still_succeeds(tmp_path, capsys):
     source.write_text(json.dumps(data))
     assert main(["import", str(source), "--project", str(tmp_path / "p")]) == 0
     out = capsys.readouterr().out
-    assert "6 images added" in out and "1 images missing" in out
+    assert "6 images added" in out and "1 image missing" in out
     assert "gone.png: missing" in out
     assert "instances.json: annotation 999: skipped: box has zero or negative size" in out
     with Project.open(tmp_path / "p") as project:

@@ -67,7 +67,7 @@ def test_background_images_of_yolo_coco_and_voc_import_as_done_negatives(tmp_pat
         "cat.png": ("done", 1), "empty.png": ("done", 0), "unlabeled.png": ("unlabeled", 0),
         "a.png": ("done", 1), "b.png": ("done", 0), "c.png": ("done", 1), "d.png": ("done", 0)}
     for summary in summaries:
-        assert "(1 background images without objects, done: negatives to train on)" in summary
+        assert "(1 background image without objects, done: negatives to train on)" in summary
     with Project.open(tmp_path / "p") as project:
         trained = {Path(record.path).name for record in project.dataset(None)}
     assert {"empty.png", "b.png", "d.png"} <= trained

@@ -81,7 +81,7 @@ def test_reimporting_adds_only_boxes_that_are_not_there_yet(project, tmp_path):
     third = import_annotation_set(project, _set(tmp_path, more))
     assert (third.boxes_added, third.boxes_identical) == (1, 8)
     assert third.entries[0].reason == (
-        "already in the project: 1 boxes added, 2 identical boxes left out")
+        "already in the project: 1 box added, 2 identical boxes left out")
     assert project.images()[0].box_count == 3
 
 
@@ -102,7 +102,7 @@ def test_the_same_content_under_another_name_is_added_with_a_note(project, tmp_p
         (str(copy), "note", f"same content as {first} (in the project); added as an image of "
                             f"its own with its 2 boxes: a duplicate you may want to look at"),
         (str(twin), "note", f"same content as {first} (in the project); added as an image of "
-                            f"its own with its 1 boxes: a duplicate you may want to look at")]
+                            f"its own with its 1 box: a duplicate you may want to look at")]
     assert [(i.file.name, i.box_count) for i in project.images()] == [
         ("0.png", 2), ("copy.png", 2), ("twin.png", 1)]
     assert "2 images added (2 with the same content as another image)" in report.summary()
@@ -117,7 +117,7 @@ def test_a_duplicate_earlier_in_the_same_import_is_named_as_such(project, tmp_pa
     assert (report.images_added, report.duplicates, report.boxes_added) == (2, 1, 2)
     assert report.entries[0].item == str(b)
     assert report.entries[0].reason.startswith(f"same content as {a} (earlier in this import)")
-    assert [str(f) for f in report.files] == [f"added {a}: 1 boxes", f"added {b}: 1 boxes"]
+    assert [str(f) for f in report.files] == [f"added {a}: 1 box", f"added {b}: 1 box"]
 
 
 def test_an_image_listed_twice_in_one_file_becomes_one_image(project, tmp_path):
@@ -128,7 +128,7 @@ def test_an_image_listed_twice_in_one_file_becomes_one_image(project, tmp_path):
     assert (report.images_added, report.images_merged) == (1, 1)
     assert (report.boxes_added, report.boxes_identical) == (2, 1)
     assert report.entries[0].reason == (
-        "already earlier in this import: 1 boxes added, 1 identical boxes left out")
+        "already earlier in this import: 1 box added, 1 identical box left out")
     assert [(f.outcome, f.boxes) for f in report.files] == [("added", 1), ("merged", 1)]
 
 

@@ -52,7 +52,7 @@ def test_a_finished_run_is_listed_with_its_configuration_checkpoints_and_metrics
     assert metrics["epoch"] == 1 and run.best_ap == metrics["AP"]
     assert run.best_ap50 == metrics["AP50"]
     assert (run.step, run.total_steps) == (2, 2)
-    assert run.describe() == ("efficientnet_lite0, imagenet weights, 1 epochs, batch 2, 160 px, "
+    assert run.describe() == ("efficientnet_lite0, imagenet weights, 1 epoch, batch 2, 160 px, "
                               "lr 0.0025 (recipe)")
     assert [e["event"] for e in read_events(folder)][:2] == ["hello", "started"]
 
