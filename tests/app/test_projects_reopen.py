@@ -57,11 +57,16 @@ def test_main_without_a_project_reopens_the_last_one(qapp, tmp_path):
     QSettings().setValue("recent_projects", [str(tmp_path / "gone"), str(folder)])
     seen = []
 
+    before = set(QApplication.topLevelWidgets())  # what earlier tests left alive
+
     def look_then_quit():
-        windows = [w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow)]
+        windows = [w for w in QApplication.topLevelWidgets()
+                   if isinstance(w, MainWindow) and w not in before]
         seen.extend((Path(w.project.folder), w.windowTitle()) for w in windows)
         for window in windows:
             window.close()
+        # A window another test left open would keep the event loop running.
+        QApplication.quit()
 
     QTimer.singleShot(0, look_then_quit)
     assert app_main.main([]) == 0
