@@ -64,13 +64,14 @@ def test_a_paused_run_reads_as_paused_and_a_resumed_one_as_running(tmp_path):
 
 def test_the_budget_schedule_warms_up_then_decays_over_the_time():
     settings = TrainSettings(warmup_iters=1000)
-    assert settings.budget_lr_factor(0, 0.0) == pytest.approx(0.001)
-    # Warmup ends at 5% of the time when that comes before warmup_iters steps.
-    assert settings.budget_lr_factor(10, 0.025) == pytest.approx(0.001 * 0.5 + 0.5)
-    assert settings.budget_lr_factor(20, 0.05) == pytest.approx(1.0)
-    assert settings.budget_lr_factor(50, 16 / 26 - 1e-6) == pytest.approx(1.0)
-    assert settings.budget_lr_factor(60, 16 / 26) == pytest.approx(0.1)
-    assert settings.budget_lr_factor(90, 1.0) == pytest.approx(0.01)  # fully decayed at the end
+    # 60 steps an epoch: warmup over 59 steps (the recipe's cap), or 30% of the time.
+    assert settings.budget_lr_factor(0, 0.0, 60) == pytest.approx(0.001)
+    assert settings.budget_lr_factor(10, 0.15, 60) == pytest.approx(0.001 * 0.5 + 0.5)
+    assert settings.budget_lr_factor(20, 0.3, 60) == pytest.approx(1.0)  # by the time
+    assert settings.budget_lr_factor(59, 0.1, 60) == pytest.approx(1.0)  # by the steps
+    assert settings.budget_lr_factor(70, 16 / 26 - 1e-6, 60) == pytest.approx(1.0)
+    assert settings.budget_lr_factor(80, 16 / 26, 60) == pytest.approx(0.1)
+    assert settings.budget_lr_factor(90, 1.0, 60) == pytest.approx(0.01)  # fully decayed
 
 
 def _records(side_w, side_h, box_sizes, count=40):
