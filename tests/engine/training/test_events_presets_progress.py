@@ -167,16 +167,16 @@ def test_the_start_line_names_the_budget_precision_and_what_is_left_out():
 def test_a_step_longer_than_the_interval_still_gets_a_line_from_the_heartbeat():
     stream, clock = io.StringIO(), _Clock()
     progress = TerminalProgress(stream, every_s=20.0, clock=clock)
-    clock.now = 19.0
-    progress.beat()
+    clock.now = 29.0
+    progress.beat()  # steps that end print their own line after 20 s: no beat before 30 s
     assert stream.getvalue() == ""
-    clock.now = 21.0
+    clock.now = 31.0
     progress.beat()  # still loading the model: said so
     progress(_step(1))
-    clock.now = 45.0
+    clock.now = 62.0
     progress.beat()  # step 2 takes long: the log hears of it
     assert stream.getvalue().splitlines() == [
-        "starting: loading the model and the images (00:21 since the last line)",
-        "at step 1/1000: the next step is under way (00:24 since the last line)"]
+        "starting: loading the model and the images (00:31 since the last line)",
+        "at step 1/1000: the next step is under way (00:31 since the last line)"]
     progress.start_heartbeat(period_s=0.01)  # the thread runs and stops
     progress.close()
