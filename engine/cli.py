@@ -141,7 +141,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     control = Control()
     restore_interrupt = _stop_on_first_interrupt(control)
     progress = TerminalProgress()
-    progress.start_heartbeat()  # in a log: never silent for longer than 20 s
+    progress.start_heartbeat()  # in a log: never silent for longer than 30 s
     try:
         run_job(job, report=progress, control=control)
     except TrainingError as error:

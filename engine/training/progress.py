@@ -27,7 +27,7 @@ class TerminalProgress:
     line redraws in place; in a log (not a terminal) a line every ``log_every`` steps and at
     the end of the first step ``every_s`` seconds after the last line. With
     :meth:`start_heartbeat` a thread adds a line when a step (or the start, or an evaluation)
-    keeps the log silent for ``every_s``: a log never goes silent for longer. Evaluation says
+    keeps the log silent for 1.5 ``every_s``: a log never goes silent for longer. Evaluation says
     when it begins and how far it got. :meth:`close` ends the heartbeat."""
 
     def __init__(self, stream: TextIO | None = None, width: int = 28,
@@ -61,10 +61,11 @@ class TerminalProgress:
         self._thread.start()
 
     def beat(self) -> None:
-        """A line saying where the run is when ``every_s`` have passed since the last one."""
+        """A line saying where the run is when 1.5 ``every_s`` have passed since the last one
+        (the steps' own lines come first when steps keep ending)."""
         with self._lock:
             silent = self.clock() - self._last_line
-            if not self.interactive and silent >= self.every_s:
+            if not self.interactive and silent >= 1.5 * self.every_s:
                 self._print(f"{self._state} ({format_duration(silent)} since the last line)")
 
     def close(self) -> None:

@@ -9,7 +9,8 @@ precision on CUDA (float16) and on CPUs that compute bfloat16 natively (see
 :mod:`engine.detector.precision`).
 
 With a time budget (``time_budget_s``) the same schedule is laid over time instead of steps:
-the warmup ends after ``warmup_iters`` steps or 5% of the training time, whichever comes first,
+the warmup takes the recipe's steps (``warmup_iters``, at most an epoch) or 30% of the training
+time, whichever comes first,
 the decays come at 16/26 and 22/26 of the training time (each step's rate taken at the time it
 is expected to end), and the run ends when the budget is spent, with its evaluation inside it
 (see :meth:`TrainSettings.budget_lr_factor`). Epochs then
@@ -23,7 +24,7 @@ from typing import Any
 
 REFERENCE_LR = 0.02
 REFERENCE_BATCH = 16
-BUDGET_WARMUP_FRACTION = 0.05  # of the training time, at most, with a time budget
+BUDGET_WARMUP_FRACTION = 0.3  # of the training time, at most, with a time budget
 
 
 @dataclass
@@ -61,13 +62,13 @@ class TrainSettings:
         milestones = [round(f * self.epochs * steps_per_epoch) for f in self.lr_steps]
         return factor * self.lr_gamma ** sum(step >= m for m in milestones)
 
-    def budget_lr_factor(self, step: int, fraction: float) -> float:
+    def budget_lr_factor(self, step: int, fraction: float, steps_per_epoch: int) -> float:
         """Multiplier of the base rate at ``step`` (0-based) of a budgeted run that has spent
-        ``fraction`` (0 to 1) of its training time: warmup until ``warmup_iters`` steps or
-        :data:`BUDGET_WARMUP_FRACTION` of the time, then a decay at each ``lr_steps``
-        fraction of the time."""
-        alpha = min(1.0, max(step / max(self.warmup_iters, 1),
-                             fraction / BUDGET_WARMUP_FRACTION))
+        ``fraction`` (0 to 1) of its training time: warmup over the recipe's steps
+        (``warmup_iters``, at most an epoch) or :data:`BUDGET_WARMUP_FRACTION` of the time,
+        whichever ends first, then a decay at each ``lr_steps`` fraction of the time."""
+        warmup = min(self.warmup_iters, max(steps_per_epoch - 1, 1))
+        alpha = min(1.0, max(step / warmup, fraction / BUDGET_WARMUP_FRACTION))
         factor = self.warmup_factor * (1 - alpha) + alpha
         return factor * self.lr_gamma ** sum(fraction >= f for f in self.lr_steps)
 

@@ -426,7 +426,7 @@ class Trainer:
             shared = torch.tensor([fraction], device=self._collective_device())
             dist.broadcast(shared, 0)
             fraction = float(shared.item())
-        return settings.budget_lr_factor(self.position.step, min(fraction, 1.0))
+        return settings.budget_lr_factor(self.position.step, min(fraction, 1.0), per_epoch)
 
     def _finish_budget(self, epoch: int) -> str:
         """The budget's training time is spent: evaluate, write the checkpoints, finish."""

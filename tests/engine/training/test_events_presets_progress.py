@@ -64,13 +64,14 @@ def test_a_paused_run_reads_as_paused_and_a_resumed_one_as_running(tmp_path):
 
 def test_the_budget_schedule_warms_up_then_decays_over_the_time():
     settings = TrainSettings(warmup_iters=1000)
-    assert settings.budget_lr_factor(0, 0.0) == pytest.approx(0.001)
-    # Warmup ends at 5% of the time when that comes before warmup_iters steps.
-    assert settings.budget_lr_factor(10, 0.025) == pytest.approx(0.001 * 0.5 + 0.5)
-    assert settings.budget_lr_factor(20, 0.05) == pytest.approx(1.0)
-    assert settings.budget_lr_factor(50, 16 / 26 - 1e-6) == pytest.approx(1.0)
-    assert settings.budget_lr_factor(60, 16 / 26) == pytest.approx(0.1)
-    assert settings.budget_lr_factor(90, 1.0) == pytest.approx(0.01)  # fully decayed at the end
+    # 60 steps an epoch: warmup over 59 steps (the recipe's cap), or 30% of the time.
+    assert settings.budget_lr_factor(0, 0.0, 60) == pytest.approx(0.001)
+    assert settings.budget_lr_factor(10, 0.15, 60) == pytest.approx(0.001 * 0.5 + 0.5)
+    assert settings.budget_lr_factor(20, 0.3, 60) == pytest.approx(1.0)  # by the time
+    assert settings.budget_lr_factor(59, 0.1, 60) == pytest.approx(1.0)  # by the steps
+    assert settings.budget_lr_factor(70, 16 / 26 - 1e-6, 60) == pytest.approx(1.0)
+    assert settings.budget_lr_factor(80, 16 / 26, 60) == pytest.approx(0.1)
+    assert settings.budget_lr_factor(90, 1.0, 60) == pytest.approx(0.01)  # fully decayed
 
 
 def _records(side_w, side_h, box_sizes, count=40):
@@ -166,16 +167,16 @@ def test_the_start_line_names_the_budget_precision_and_what_is_left_out():
 def test_a_step_longer_than_the_interval_still_gets_a_line_from_the_heartbeat():
     stream, clock = io.StringIO(), _Clock()
     progress = TerminalProgress(stream, every_s=20.0, clock=clock)
-    clock.now = 19.0
-    progress.beat()
+    clock.now = 29.0
+    progress.beat()  # steps that end print their own line after 20 s: no beat before 30 s
     assert stream.getvalue() == ""
-    clock.now = 21.0
+    clock.now = 31.0
     progress.beat()  # still loading the model: said so
     progress(_step(1))
-    clock.now = 45.0
+    clock.now = 62.0
     progress.beat()  # step 2 takes long: the log hears of it
     assert stream.getvalue().splitlines() == [
-        "starting: loading the model and the images (00:21 since the last line)",
-        "at step 1/1000: the next step is under way (00:24 since the last line)"]
+        "starting: loading the model and the images (00:31 since the last line)",
+        "at step 1/1000: the next step is under way (00:31 since the last line)"]
     progress.start_heartbeat(period_s=0.01)  # the thread runs and stops
     progress.close()
