@@ -105,5 +105,5 @@ def test_voc_files_marked_verified_no_get_the_in_progress_note(tmp_path):
                                               verified))
     report = import_annotations(tmp_path / "p", voc)
     (note,) = [e for e in report.entries if "in progress" in e.reason]
-    assert note.item == "1 images" and 'verified="no"' in note.reason
+    assert note.item == "c.png" and 'verified="no"' in note.reason  # the file is named
     assert _statuses(tmp_path / "p")["c.png"] == ("in_progress", 1)
