@@ -342,7 +342,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     records = [_only_categories(r, set(class_map.to_category.values())) for r in records]
     dataset = DetectionDataset(records, classes,
                                input_check=detector.model.transform.size_check())
-    print(f"evaluating {len(records)} {args.split} images...", file=sys.stderr)
+    print(f"evaluating {count(len(records), args.split + ' image')}...", file=sys.stderr)
     skipped: list = []
     result = evaluate_model(detector.model, dataset, classes, device=device, skipped=skipped,
                             autocast_dtype=autocast_dtype(device, False if args.no_amp else None))

@@ -144,7 +144,7 @@ class TerminalProgress:
         self._state = f"evaluating: {done}/{total} images done"
         if done == 0:
             self._end_line()
-            self._print(f"evaluating on {total} val images...")
+            self._print(f"evaluating on {count(total, 'val image')}...")
         elif self.interactive:
             self.stream.write(f"\revaluating: {done}/{total} images")
             self.stream.flush()

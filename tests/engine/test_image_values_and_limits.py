@@ -65,4 +65,4 @@ def test_the_cli_option_raises_the_limit_for_the_command(tmp_path, monkeypatch, 
     assert "1 left out" in capsys.readouterr().out
     assert main(["--max-image-pixels", "2000", "add-images", str(path),
                  "--project", str(tmp_path / "b")]) == 0
-    assert "added 1 images" in capsys.readouterr().out
+    assert "added 1 image " in capsys.readouterr().out

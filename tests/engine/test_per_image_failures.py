@@ -55,7 +55,7 @@ def test_predict_skips_the_image_it_cannot_take_and_writes_the_others(checkpoint
     assert f"skipped: {images[1]}: a 2000x10 image is too elongated" in captured.err
     results = json.loads(out.read_text())
     assert {Path(r["file_name"]).name for r in results} == {"a.png", "b.png"}
-    assert "1 images skipped" in captured.out
+    assert "1 image skipped" in captured.out
 
 
 def test_a_score_threshold_below_the_checkpoints_applies(checkpoint, tmp_path, capsys):

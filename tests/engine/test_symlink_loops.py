@@ -42,7 +42,7 @@ def test_add_images_names_a_loop_given_and_one_found_in_a_folder(tmp_path, capsy
     assert not (tmp_path / "p").exists()
     assert main(["add-images", str(tmp_path / "photos"), "--project", str(tmp_path / "p")]) == 0
     out = capsys.readouterr().out
-    assert "added 1 images" in out and "2 left out" in out
+    assert "added 1 image " in out and "2 left out" in out
     assert f"{loop}: image: skipped: a symbolic link loop" in out
     with Project.open(tmp_path / "p") as project:
         assert [image.file.name for image in project.images()] == ["real.png"]

@@ -84,7 +84,7 @@ def test_a_budgeted_run_ends_decayed_evaluated_with_best_pt_and_exit_0(trained):
     assert 0.8 * BUDGET_S <= took <= 3 * BUDGET_S
     assert read_run(out).state == "finished"
     assert "left out of training and evaluation: train: 1 image (1 in_progress)" in err
-    assert "evaluating on 1 val images..." in err
+    assert "evaluating on 1 val image..." in err
 
 
 def test_only_last_pt_keeps_the_optimizer(trained):

@@ -158,7 +158,7 @@ def test_the_start_line_names_the_budget_precision_and_what_is_left_out():
         resumed_at_step=0, time_budget_s=480.0,
         left_out={"train": {"in_progress": 2, "missing": 1}}).to_dict())
     first, second = stream.getvalue().splitlines()
-    assert first == ("training on cpu (bf16 autocast): 3 train / 1 val images, 1 classes, a "
+    assert first == ("training on cpu (bf16 autocast): 3 train / 1 val image, 1 class, a "
                      "time budget of 08:00, batch 4, lr 0.005")
     assert second.startswith("left out of training and evaluation: train: 3 images (2 "
                              "in_progress, 1 missing). Only images marked done")
