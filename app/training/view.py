@@ -249,14 +249,21 @@ class TrainingView(QWidget):
         self.form.apply_preset(preset)
         self.preset_note.setText(f"Preset {preset.name}: {'; '.join(preset.reasons)}.")
 
+    def _form_job(self):
+        """The form's settings as a job (its out folder still to set), or None after saying
+        in the tab what is wrong with them."""
+        try:
+            return self.form.job(self.project_folder, Path())
+        except ValueError as error:
+            self._say(f"Check the settings: {error}.", error=True)
+            return None
+
     def measure(self) -> None:
         """Time a few training steps of the form's settings, off the GUI thread."""
         if self._measuring is not None or self.is_running():
             return
-        try:
-            job = self.form.job(self.project_folder, Path())
-        except ValueError as error:
-            self._say(f"Check the settings: {error}.", error=True)
+        job = self._form_job()
+        if job is None:
             return
         if self._runner is None:
             self._runner = TaskRunner(self, name="training-timing")
@@ -296,10 +303,8 @@ class TrainingView(QWidget):
         if problem is not None:
             self._say(problem, error=True)
             return
-        try:
-            job = self.form.job(self.project_folder, Path())
-        except ValueError as error:
-            self._say(f"Check the settings: {error}.", error=True)
+        job = self._form_job()
+        if job is None:
             return
         folder = new_run_folder(self.project_folder)
         job.out = str(folder)
