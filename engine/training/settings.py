@@ -10,7 +10,9 @@ precision on CUDA (float16) and on CPUs that compute bfloat16 natively (see
 
 With a time budget (``time_budget_s``) the same schedule is laid over time instead of steps:
 the warmup takes the recipe's steps (``warmup_iters``, at most an epoch) or 30% of the training
-time, whichever comes first,
+time, whichever comes first, but never fewer than :data:`BUDGET_MIN_WARMUP_STEPS` steps (a short
+budget or a tiny data set would otherwise reach the full rate within a dozen updates, and a
+detector's RPN losses can then explode to NaN: seen with a one-minute budget on the demo),
 the decays come at 16/26 and 22/26 of the training time (each step's rate taken at the time it
 is expected to end), and the run ends when the budget is spent, with its evaluation inside it
 (see :meth:`TrainSettings.budget_lr_factor`). Epochs then
@@ -25,6 +27,11 @@ from typing import Any
 REFERENCE_LR = 0.02
 REFERENCE_BATCH = 16
 BUDGET_WARMUP_FRACTION = 0.3  # of the training time, at most, with a time budget
+# Divergence depends on how many updates run at a high rate, not on how long they take, so the
+# budget's time-based warmup has a floor in steps (Goyal et al. 2017, "Accurate, Large Minibatch
+# SGD", warm up gradually over several hundred to thousands of updates; 50 is the least that kept
+# the demo's one-minute and five-image runs finite at the linear-scaling rate).
+BUDGET_MIN_WARMUP_STEPS = 50
 
 
 @dataclass
@@ -66,9 +73,11 @@ class TrainSettings:
         """Multiplier of the base rate at ``step`` (0-based) of a budgeted run that has spent
         ``fraction`` (0 to 1) of its training time: warmup over the recipe's steps
         (``warmup_iters``, at most an epoch) or :data:`BUDGET_WARMUP_FRACTION` of the time,
-        whichever ends first, then a decay at each ``lr_steps`` fraction of the time."""
-        warmup = min(self.warmup_iters, max(steps_per_epoch - 1, 1))
-        alpha = min(1.0, max(step / warmup, fraction / BUDGET_WARMUP_FRACTION))
+        whichever ends first but not before :data:`BUDGET_MIN_WARMUP_STEPS` steps (or
+        ``warmup_iters``, if fewer), then a decay at each ``lr_steps`` fraction of the time."""
+        least = max(min(self.warmup_iters, BUDGET_MIN_WARMUP_STEPS), 1)
+        warmup = min(self.warmup_iters, max(steps_per_epoch - 1, least))
+        alpha = min(1.0, max(step / warmup, fraction / BUDGET_WARMUP_FRACTION), step / least)
         factor = self.warmup_factor * (1 - alpha) + alpha
         return factor * self.lr_gamma ** sum(fraction >= f for f in self.lr_steps)
 

@@ -68,6 +68,9 @@ def test_train_pause_resume_stop_and_resume_from_the_checkpoint(view, qtbot, dem
         _click(qtbot, view.start_button)
     assert running.args == [True] and view.is_running()
     view._driver.event.connect(lambda e: events.append((e["event"], len(ticks))))
+    # What the speed line read after each event (by the next one it may read "Evaluating").
+    speed_lines = []
+    view._driver.event.connect(lambda e: speed_lines.append((e["event"], view.speed.text())))
     assert not view.start_button.isEnabled() and not view.form.isEnabled()
     [run] = list_runs(demo)
     assert run.folder == view.run_folder and run.job.training["epochs"] == 3
@@ -75,7 +78,8 @@ def test_train_pause_resume_stop_and_resume_from_the_checkpoint(view, qtbot, dem
     # The first step arrives: the curves and the progress bar follow it.
     qtbot.waitUntil(lambda: _steps_plotted(view) >= 1, timeout=TIMEOUT_MS)
     assert view.progress.maximum() == 6
-    assert "batch" in view.speed.text() and "ETA" in view.speed.text()
+    step_lines = [text for event, text in speed_lines if event == "step"]
+    assert step_lines and "batch" in step_lines[0] and "ETA" in step_lines[0], speed_lines
     # Pause takes effect between steps; Resume goes on from there.
     _click(qtbot, view.pause_button)
     qtbot.waitUntil(lambda: view.resume_button.isEnabled(), timeout=TIMEOUT_MS)

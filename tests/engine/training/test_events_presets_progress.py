@@ -64,14 +64,27 @@ def test_a_paused_run_reads_as_paused_and_a_resumed_one_as_running(tmp_path):
 
 def test_the_budget_schedule_warms_up_then_decays_over_the_time():
     settings = TrainSettings(warmup_iters=1000)
-    # 60 steps an epoch: warmup over 59 steps (the recipe's cap), or 30% of the time.
+    # 60 steps an epoch: warmup over 59 steps (the recipe's cap), or 30% of the time, but
+    # never fewer than 50 steps.
     assert settings.budget_lr_factor(0, 0.0, 60) == pytest.approx(0.001)
-    assert settings.budget_lr_factor(10, 0.15, 60) == pytest.approx(0.001 * 0.5 + 0.5)
-    assert settings.budget_lr_factor(20, 0.3, 60) == pytest.approx(1.0)  # by the time
+    assert settings.budget_lr_factor(10, 0.05, 60) == pytest.approx(0.001 * 0.83 + 0.17, abs=0.01)
+    assert settings.budget_lr_factor(10, 0.15, 60) == pytest.approx(0.001 * 0.8 + 0.2)  # floor
+    assert settings.budget_lr_factor(55, 0.3, 60) == pytest.approx(1.0)  # by the time
     assert settings.budget_lr_factor(59, 0.1, 60) == pytest.approx(1.0)  # by the steps
     assert settings.budget_lr_factor(70, 16 / 26 - 1e-6, 60) == pytest.approx(1.0)
     assert settings.budget_lr_factor(80, 16 / 26, 60) == pytest.approx(0.1)
     assert settings.budget_lr_factor(90, 1.0, 60) == pytest.approx(0.01)  # fully decayed
+
+
+def test_a_short_budget_or_tiny_data_still_warms_up_over_fifty_steps():
+    settings = TrainSettings(warmup_iters=1000)
+    # A one-minute budget: 30% of the time is spent after 12 steps; the rate is still 1/4.
+    assert settings.budget_lr_factor(12, 0.3, 60) == pytest.approx(0.001 * 0.76 + 0.24)
+    # Five images, two a step: the recipe's cap would be 2 steps; the floor keeps 50.
+    assert settings.budget_lr_factor(25, 0.1, 3) == pytest.approx(0.001 * 0.5 + 0.5)
+    assert settings.budget_lr_factor(50, 0.2, 3) == pytest.approx(1.0)
+    # A recipe asking for fewer warmup steps than the floor gets what it asks.
+    assert TrainSettings(warmup_iters=10).budget_lr_factor(10, 0.0, 60) == pytest.approx(1.0)
 
 
 def _records(side_w, side_h, box_sizes, count=40):
