@@ -2,7 +2,7 @@
 inference, and the validation AP of the same training in both.
 
     python bench/bench_bf16.py speed [--repeats 3]
-    python bench/bench_bf16.py parity [--steps 60]
+    python bench/bench_bf16.py parity [--steps 60] [--data demo raccoon]
 
 ``speed``: EfficientNet-Lite0 at 320 px and resnet50 at 800 px (its own short side), on
 ``tests/data/raccoon-1.jpg`` and ``raccoon-10.jpg`` as one batch of two; per repeat a training
@@ -10,9 +10,10 @@ step (forward, backward, SGD) and an inference in float32 and in bf16, alternati
 untimed round. Medians and the ratio bf16 / float32 from the same process, so that a machine
 others load slows both alike.
 
-``parity``: the demo project with ``resources/configs/demo-cpu.json``, the same seed and the same
-number of steps (``--max-steps``) with ``--no-amp`` and without, then ``frcnn eval`` of each
-``last.pt`` in the precision it was trained in; prints both APs.
+``parity``: the demo project with ``resources/configs/demo-cpu.json`` and the raccoon photos
+(``../shared/data/raccoon``, their own train/test split) with ``raccoon-cpu.json``, each trained
+with the same seed and the same number of steps (``--max-steps``) with ``--no-amp`` and without,
+then ``frcnn eval`` of each ``last.pt`` in the precision it was trained in; prints both APs.
 """
 
 from __future__ import annotations
@@ -86,25 +87,30 @@ def speed(repeats: int) -> None:
     print(f"load average after: {os.getloadavg()}")
 
 
-def parity(steps: int) -> None:
+def parity(steps: int, data: str) -> None:
     frcnn = str(Path(sys.executable).with_name("frcnn"))
-    config = ROOT / "resources" / "configs" / "demo-cpu.json"
+    config = ROOT / "resources" / "configs" / f"{data}-cpu.json"
     with tempfile.TemporaryDirectory(prefix="bench-bf16-") as folder:
-        project = Path(folder) / "demo"
-        subprocess.run([frcnn, "demo", "--out", str(project)], check=True)
+        project = Path(folder) / data
+        if data == "demo":
+            subprocess.run([frcnn, "demo", "--out", str(project)], check=True)
+        else:
+            from bench.train_raccoon import build_project
+
+            build_project(project)
         for name, flags in (("fp32", ["--no-amp"]), ("bf16", [])):
-            run = Path(folder) / name
+            run = Path(folder) / f"{data}-{name}"
             start = time.monotonic()
             subprocess.run([frcnn, "train", "--project", str(project), "--out", str(run),
                             "--config", str(config), "--max-steps", str(steps), "--seed", "0",
                             "--device", "cpu", *flags], check=True)
             took = time.monotonic() - start
-            numbers = Path(folder) / f"{name}.json"
+            numbers = Path(folder) / f"{data}-{name}.json"
             subprocess.run([frcnn, "eval", "--checkpoint", str(run / "last.pt"), "--project",
                             str(project), "--device", "cpu", "--json", str(numbers), *flags],
                            check=True, stdout=subprocess.DEVNULL)
             result = json.loads(numbers.read_text())
-            print(f"| demo, {steps} steps | {name} | {result['AP']:.3f} | {result['AP50']:.3f} | "
+            print(f"| {data}, {steps} steps | {name} | {result['AP']:.3f} | {result['AP50']:.3f} | "
                   f"{result['AP75']:.3f} | {took:.0f} s | load {os.getloadavg()[0]:.1f} |")
 
 
@@ -113,11 +119,13 @@ def main() -> None:
     parser.add_argument("what", choices=("speed", "parity"))
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--data", nargs="+", choices=("demo", "raccoon"), default=["demo"])
     args = parser.parse_args()
     if args.what == "speed":
         speed(args.repeats)
     else:
-        parity(args.steps)
+        for data in args.data:
+            parity(args.steps, data)
 
 
 if __name__ == "__main__":

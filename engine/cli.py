@@ -767,9 +767,7 @@ def _cmd_diagnose(args: argparse.Namespace) -> int:
             print(f"  {fate:16s} {boxes}")
     tide = base.tide
     print("TIDE dAP (AP points): " + ", ".join(f"{k} {v:.2f}" for k, v in tide.dap.items()))
-    suggestion = diagnosis.suggestion
-    print(f"anchors: {100 * suggestion.before.share(0.7):.1f}% of the project's boxes have an "
-          f"anchor at IoU >= 0.7; suggested: {100 * suggestion.after.share(0.7):.1f}%")
+    print(f"anchors: {diagnosis.advice.text}")
     for result in diagnosis.what_ifs:
         print(f"what-if {result.settings}: AP {result.evaluation.ap:.3f}, "
               f"AP50 {result.evaluation.ap50:.3f}")

@@ -284,16 +284,11 @@ class DiagnoseView(QWidget):
         self.anchor_histograms.show_fit(diagnosis.fit)
         suggestion = diagnosis.suggestion
         after = suggestion.after.settings
+        text = diagnosis.advice.text
         if suggestion.changed:
-            text = (f"{100 * suggestion.before.share(0.7):.1f}% of the project's boxes have an "
-                    f"anchor at IoU ≥ 0.7 now; with the suggestion "
-                    f"{100 * suggestion.after.share(0.7):.1f}%. Suggested: input "
-                    f"{after.min_size}/{after.max_size} px, sizes "
-                    f"{[list(s) for s in after.sizes]}, aspect ratios "
-                    f"{list(after.aspect_ratios[0])} (retrain to use them).")
-        else:
-            text = (f"{100 * suggestion.before.share(0.7):.1f}% of the project's boxes have an "
-                    "anchor at IoU ≥ 0.7; no other anchors found that do better.")
+            text += (f" Suggested: input {after.min_size}/{after.max_size} px, sizes "
+                     f"{[list(s) for s in after.sizes]}, aspect ratios "
+                     f"{list(after.aspect_ratios[0])} (retrain to use them).")
         self.suggestion_label.setText(text)
         for name, field in self.what_if_fields.items():
             field.setValue(base.settings[name])

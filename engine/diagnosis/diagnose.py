@@ -25,6 +25,7 @@ from ..detector.backbones import BACKBONES
 from ..detector.checkpoint import LoadedDetector, load_detector
 from ..detector.class_map import ClassInfo, map_classes
 from ..training.data import DetectionDataset
+from .advice import AnchorAdvice, anchor_advice
 from .anchor_fit import (
     AnchorFit,
     AnchorSettings,
@@ -58,6 +59,11 @@ class Diagnosis:
     what_ifs: list[PassResult] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def advice(self) -> AnchorAdvice:
+        """Whether retraining with the suggested anchors is worth it on this split."""
+        return anchor_advice(self.base.funnel, self.base.tide, self.suggestion)
 
     def boxes(self) -> list[dict]:
         """Every box of the split with its fate, as plain data (for lists and JSON)."""

@@ -35,6 +35,7 @@ def diagnosis_to_dict(diagnosis: Diagnosis) -> dict:
         "tide": base.tide.to_dict(),
         "anchor_fit": diagnosis.fit.to_dict(),
         "anchor_suggestion": diagnosis.suggestion.to_dict(),
+        "anchor_advice": diagnosis.advice.to_dict(),
         "preset": diagnosis.preset,
         "what_if": [result.to_dict() for result in diagnosis.what_ifs],
         "boxes": diagnosis.boxes(),

@@ -143,3 +143,35 @@ def test_on_the_demo_project_the_suggestion_reaches_95_percent(tmp_path):
     for bucket in ("small", "medium", "large"):
         assert suggestion.after.share(0.7, suggestion.after.bucket_mask(bucket)) >= \
             suggestion.before.share(0.7, suggestion.before.bucket_mask(bucket))
+
+
+def _funnel(anchors: int, proposals: int, detected: int):
+    from engine.diagnosis.funnel import FATES, FunnelCounts
+
+    total = dict.fromkeys(FATES, 0)
+    total.update(anchors=anchors, proposals=proposals, detected=detected)
+    return FunnelCounts(total, {"box": dict(total)}, {"medium": dict(total)})
+
+
+def test_the_suggestion_is_recommended_only_where_boxes_are_lost_at_the_rpn():
+    from engine.diagnosis.advice import anchor_advice
+    from engine.diagnosis.tide import TideResult
+
+    suggestion = suggest_anchors(FitBoxes.from_images(_centred_boxes(90, 1)), DEFAULT, STRIDES,
+                                 LEVELS)
+    tide = TideResult(60.0, {"cls": 0.0, "loc": 15.8, "dupe": 1.5}, {})
+    # Two boxes no proposal covers (one with no anchor at 0.7): new anchors may find them.
+    lost = anchor_advice(_funnel(1, 1, 8), tide, suggestion)
+    assert lost.recommended and lost.lost_at_rpn == 2
+    assert "2 of the split's 10 boxes are lost at the RPN" in lost.text
+    assert "0.0% of the project's boxes" in lost.text and "100.0%" in lost.text
+    # Every box covered by the RPN: the advice points at TIDE's largest error instead.
+    found = anchor_advice(_funnel(0, 0, 10), tide, suggestion)
+    assert not found.recommended and found.lost_at_rpn == 0
+    assert "unlikely to raise AP" in found.text
+    assert "largest error is localization (15.8 AP points)" in found.text
+    # Nothing better found: nothing recommended, whatever the funnel.
+    fitted = suggest_anchors(FitBoxes.from_images(_centred_boxes(64, 1)), DEFAULT, STRIDES,
+                             LEVELS)
+    assert not fitted.changed
+    assert not anchor_advice(_funnel(3, 0, 7), tide, fitted).recommended
