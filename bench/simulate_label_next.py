@@ -212,8 +212,8 @@ def curves(rows: list[Row]) -> dict:
 def saving(ranking: list, random_order: list) -> dict | None:
     """Random order's mean AP50 at its last round, the labeled images ranking needs for it
     (linear interpolation between rounds; None when it never reaches it) and the saving."""
-    if not ranking or not random_order:
-        return None
+    if not ranking or not random_order or random_order[-1][1] <= 0:
+        return None  # nothing learned: no level to reach
     target_n, target = random_order[-1][0], random_order[-1][1]
     needed = None
     previous = None

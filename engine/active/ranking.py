@@ -45,7 +45,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ..data.images import ImageLoadError, load_image_tensor
+from ..data.images import ImageLoadError, image_to_tensor, load_thumbnail
 from ..detector.checkpoint import LoadedDetector, load_detector
 from ..detector.precision import autocast, autocast_dtype
 from ..detector.recorder import StageRecorder
@@ -161,6 +161,11 @@ class ImageAnalyser:
     def input_problem(self, image: torch.Tensor) -> str | None:
         return self.model.input_problem(image)
 
+    @property
+    def max_side(self) -> int:
+        """The longest side the model's transform resizes an image to."""
+        return int(self.model.transform.max_size)
+
     @torch.inference_mode()
     def embeddings(self, images: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         """(E,) unit embeddings of (3, H, W) images in [0, 1]: the backbone and FPN only."""
@@ -224,9 +229,12 @@ class ImageAnalyser:
 
 
 def _load(path: str | os.PathLike, analyser: ImageAnalyser) -> torch.Tensor | str:
-    """The image tensor, or why it cannot be used."""
+    """The image tensor, or why it cannot be used. Decoded at most at the model's longest
+    input side (a JPEG decoder reduces while decoding: a 12-megapixel photo costs little): the
+    model would shrink it to no more than that anyway, and nothing here is reported in the
+    image's own pixels."""
     try:
-        image = load_image_tensor(path)
+        image = image_to_tensor(load_thumbnail(path, analyser.max_side))
     except ImageLoadError as error:
         return str(error)
     except OSError as error:
