@@ -662,8 +662,10 @@ class ImageListPanel(QWidget):
     def _sort_chosen(self, _index: int) -> None:
         if self.sort.currentData() == LABEL_NEXT_ORDER:
             self.label_next_requested.emit()
-        elif self.model.ranked:
+            return
+        if self.model.ranked:
             self.set_ranking(None)
+        self.label_next_cancelled.emit()  # the usual order: a ranking still running stops
 
     def shutdown(self) -> None:
         """Stop thumbnail work (waits for the one load running)."""

@@ -11,7 +11,8 @@ out). The labeled images (marked done, or holding a box) are the reference the d
 measured against.
 
 Per candidate, one forward on the image and one on its mirror image, batched, at the
-checkpoint's own input size (the model's transform resizes: 320 px for the CPU preset):
+checkpoint's own input size (the model's transform resizes: 320 px for the CPU preset), with
+the RPN keeping its 300 best proposals (:class:`RankingSettings`):
 
 - ``class_uncertainty``: per detection scoring at least ``min_score`` (0.25: the many
   low-scoring boxes a detector keeps are noise whose doubt says little), the normalised entropy
@@ -39,7 +40,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -48,7 +49,7 @@ import torch.nn.functional as F
 from ..data.images import ImageLoadError, image_to_tensor, load_thumbnail
 from ..detector.checkpoint import LoadedDetector, load_detector
 from ..detector.precision import autocast, autocast_dtype
-from ..detector.recorder import StageRecorder
+from ..detector.rpn import ProposalSettings
 from .diversity import greedy_order, pooled_embedding
 from .uncertainty import (
     TOP_K,
@@ -71,14 +72,18 @@ class RankingSettings:
     ``class_measure`` "entropy" or "margin"; ``flip`` False leaves the mirror image out (half
     the time, the uncertainty is then the class measure alone); ``top_k`` detections per image
     averaged; ``min_score``: detections scoring less are not measured (they still count as
-    the other view's matches for the flip); ``max_references`` labeled images embedded at most
-    (evenly spaced among them)."""
+    the other view's matches for the flip); ``proposals``: the RPN keeps at most this many
+    per image after its NMS (None: the model's own, 1000 by default); the box head's cost is
+    proportional, and a ranking needs the confident detections, which the best-scored
+    proposals hold (torchvision's 320 px mobile detector keeps 150); ``max_references``
+    labeled images embedded at most (evenly spaced among them)."""
 
     batch_size: int = 4
     class_measure: str = "entropy"
     flip: bool = True
     top_k: int = TOP_K
     min_score: float = 0.25
+    proposals: int | None = 300
     max_references: int = 1000
 
     def __post_init__(self) -> None:
@@ -88,6 +93,8 @@ class RankingSettings:
         if self.batch_size < 1 or self.top_k < 1 or self.max_references < 0:
             raise ValueError("batch size and top k must be at least 1, max references at "
                              "least 0")
+        if self.proposals is not None and self.proposals < 1:
+            raise ValueError(f"proposals {self.proposals}: keep at least 1")
         if not 0 <= self.min_score <= 1:
             raise ValueError(f"min score {self.min_score}: give a score from 0 to 1")
 
@@ -166,6 +173,13 @@ class ImageAnalyser:
         """The longest side the model's transform resizes an image to."""
         return int(self.model.transform.max_size)
 
+    @property
+    def _rpn_settings(self) -> ProposalSettings:
+        own = self.model.rpn.test_settings
+        if self.settings.proposals is None or self.settings.proposals >= own.post_nms_top_n:
+            return own
+        return replace(own, post_nms_top_n=self.settings.proposals)
+
     @torch.inference_mode()
     def embeddings(self, images: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         """(E,) unit embeddings of (3, H, W) images in [0, 1]: the backbone and FPN only."""
@@ -189,10 +203,12 @@ class ImageAnalyser:
         views = list(images)
         if self.settings.flip:
             views += [image.flip(-1) for image in images]
-        recorder = StageRecorder()
         with autocast(self.device, self.dtype):
-            detections = self.model(views, recorder=recorder)
-        outputs = recorder.outputs
+            # The model's forward, with the ranking's proposal count.
+            batch, _ = self.model.transform(views, None)
+            features = self.model.extract_features(batch)
+            outputs = self.model.run_heads(batch, features, rpn_settings=self._rpn_settings)
+        detections = outputs.detections
         classes = self.model.num_classes
         counts = [p.shape[0] for p in outputs.roi.proposals]
         logits = outputs.roi.head.class_logits.float().split(counts)
@@ -243,6 +259,29 @@ def _load(path: str | os.PathLike, analyser: ImageAnalyser) -> torch.Tensor | st
     return image if problem is None else f"{path}: {problem}"
 
 
+def _run_batch(analyser: ImageAnalyser, loaded: list[tuple[int, str, torch.Tensor]],
+               analyse: bool) -> list:
+    """Per image an :class:`ImageAnalysis` (``analyse``) or an embedding; when the model
+    fails on the batch, image by image, and for an image it fails on, the reason."""
+    run = analyser.analyse if analyse else analyser.embeddings
+    try:
+        return run([image for _id, _path, image in loaded])
+    except (RuntimeError, ValueError) as error:
+        if len(loaded) == 1:
+            return [_failure(loaded[0][1], error)]
+    results: list = []
+    for _id, path, image in loaded:
+        try:
+            results += run([image])
+        except (RuntimeError, ValueError) as error:
+            results.append(_failure(path, error))
+    return results
+
+
+def _failure(path: str, error: Exception) -> str:
+    return f"{path}: the detector failed on this image ({error})"
+
+
 def _evenly_spaced(items: Sequence, most: int) -> list:
     if len(items) <= most:
         return list(items)
@@ -289,13 +328,15 @@ def rank_images(
                 else:
                     loaded.append((image_id, str(path), image))
             if loaded:
-                images = [image for _id, _path, image in loaded]
-                if is_candidate:
-                    for (image_id, path, _image), result in zip(loaded,
-                                                                analyser.analyse(images)):
+                results = _run_batch(analyser, loaded, is_candidate)
+                for (image_id, path, _image), result in zip(loaded, results):
+                    if isinstance(result, str):
+                        if is_candidate:
+                            ranking.skipped.append(SkippedImage(image_id, path, result))
+                    elif is_candidate:
                         analysed.append((image_id, path, result))
-                else:
-                    reference_embeddings += analyser.embeddings(images)
+                    else:
+                        reference_embeddings.append(result)
             done += len(chunk)
             if progress is not None:
                 progress(done, total)

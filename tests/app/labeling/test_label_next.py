@@ -92,6 +92,15 @@ def test_cancel_leaves_the_usual_order(qtbot, model_run, window):
     qtbot.wait(50)  # any late delivery would have arrived
     assert _listed(panel) == usual and not panel.model.ranked
 
+    # Choosing the usual order while it runs stops it as well.
+    _choose(panel, LABEL_NEXT_ORDER)
+    assert view.ranker.running
+    _choose(panel, USUAL_ORDER)
+    assert not view.ranker.running and not panel.rank_progress.isVisibleTo(panel)
+    qtbot.waitUntil(lambda: not view.ranker.busy, timeout=60000)
+    qtbot.wait(50)
+    assert _listed(panel) == usual and not panel.model.ranked
+
 
 def test_without_a_model_the_list_says_what_to_do(qtbot, window):
     view = window.labeling

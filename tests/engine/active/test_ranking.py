@@ -113,3 +113,29 @@ def test_frcnn_rank_names_a_missing_checkpoint(project_and_checkpoint, tmp_path,
     assert main(["rank", "--checkpoint", str(tmp_path / "none.pt"), "--project",
                  str(folder)]) == 2
     assert "none.pt does not exist" in capsys.readouterr().err
+
+
+def test_an_image_the_model_fails_on_is_skipped_and_the_batch_goes_on(
+        project_and_checkpoint, tmp_path, monkeypatch):
+    from PIL import Image
+
+    from engine.active.ranking import ImageAnalyser
+
+    folder, checkpoint = project_and_checkpoint
+    with Project.open(folder) as project:
+        candidates, _labeled, _skipped = project_candidates(project)
+    odd = tmp_path / "odd.png"
+    Image.new("RGB", (77, 60), (200, 10, 10)).save(odd)
+    analyse = ImageAnalyser.analyse
+
+    def failing(self, images):
+        if any(image.shape[-1] == 77 for image in images):
+            raise RuntimeError("boom")
+        return analyse(self, images)
+
+    monkeypatch.setattr(ImageAnalyser, "analyse", failing)
+    ranking = rank_images(load_detector(checkpoint), [(99, odd), candidates[0]],
+                          settings=RankingSettings(batch_size=2, flip=False))
+    assert [image.image_id for image in ranking.images] == [candidates[0][0]]
+    assert ranking.skipped[0].image_id == 99
+    assert ranking.skipped[0].reason == f"{odd}: the detector failed on this image (boom)"
