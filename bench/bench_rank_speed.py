@@ -10,8 +10,10 @@ preset's detector (EfficientNet-Lite0 with its ImageNet weights + FPN, 320 px sh
 long; the heads untrained: the time depends on the weights only through the number of
 detections, and a random head keeps the most, 100 per image, the slowest case). Then times
 :func:`engine.active.ranking.rank_project` (model loading included), with the mirror image
-(the default) and, as its peer in the same run, without it (``--no-flip``: half the
-forwards), and prints seconds, images per second, the progress calls seen and the load
+(the default) and, as its peers in the same run, without it (``--no-flip``: half the
+forwards) and plain prediction of the same unlabeled images (what "Predict unlabeled images"
+and ``frcnn predict`` do: :class:`engine.assist.Predictor`, one image at a time, the model's
+own settings), and prints seconds, images per second, the progress calls seen and the load
 average.
 """
 
@@ -87,12 +89,28 @@ def timed(checkpoint: Path, project: Path, settings: RankingSettings) -> dict:
                                      / max(ranked, 1), 1)}
 
 
+def timed_prediction(checkpoint: Path, project_folder: Path) -> dict:
+    from engine.assist import Predictor
+
+    with Project.open(project_folder) as project:
+        files = [row.file for row in project.images(status="unlabeled")]
+        categories = project.categories()
+    start = time.perf_counter()
+    predictor = Predictor(checkpoint, categories)
+    for path in files:
+        predictor.predict(path)
+    seconds = time.perf_counter() - start
+    return {"peer": "predict", "images": len(files), "seconds": round(seconds, 1),
+            "images_per_s": round(len(files) / seconds, 2)}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=1000)
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's own)")
-    parser.add_argument("--no-peer", action="store_true", help="skip the --no-flip run")
+    parser.add_argument("--no-peer", action="store_true",
+                        help="skip the peers (the --no-flip ranking, plain prediction)")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -107,6 +125,9 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_peer:
             results.append(timed(checkpoint, project,
                                  RankingSettings(batch_size=args.batch_size, flip=False)))
+            results.append(timed_prediction(checkpoint, project))
+        for result in results[1:]:
+            result["ranking_time_ratio"] = round(results[0]["seconds"] / result["seconds"], 2)
     report = {"machine": {"platform": platform.platform(), "processor": platform.processor(),
                           "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                           "load_average_after": [round(x, 2) for x in os.getloadavg()]},
