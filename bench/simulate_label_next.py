@@ -162,8 +162,11 @@ def choose(strategy: str, campaign: Campaign, checkpoint: Path, step: int,
     return picked, time.perf_counter() - start
 
 
-def run_dataset(name: str, source_folder: Path, args, work: Path, config: Path) -> list[Row]:
-    rows: list[Row] = []
+def run_dataset(name: str, source_folder: Path, args, work: Path, config: Path,
+                rows: list[Row], saved) -> None:
+    """Append one row per round to ``rows``, calling ``saved(rows)`` after each (the results
+    so far are on disk when a long run is stopped). A training that fails ends its campaign
+    (said on stderr); the others go on."""
     with Project.open(source_folder) as source:
         pool, val = pool_and_val(source, args.pool, args.val)
         print(f"{name}: pool {len(pool)}, val {len(val)}", file=sys.stderr)
@@ -177,8 +180,13 @@ def run_dataset(name: str, source_folder: Path, args, work: Path, config: Path) 
                 try:
                     for round_number in range(args.rounds):
                         run = folder / f"round{round_number}"
-                        ap50, ap, train_s = train(folder / "project", run, config,
-                                                  args.budget, seed, args.device)
+                        try:
+                            ap50, ap, train_s = train(folder / "project", run, config,
+                                                      args.budget, seed, args.device)
+                        except (RuntimeError, OSError, ValueError) as error:
+                            print(f"{name} {strategy} seed {seed}: {error}; campaign ended",
+                                  file=sys.stderr)
+                            break
                         rank_s = 0.0
                         if round_number + 1 < args.rounds and campaign.pool:
                             picked, rank_s = choose(strategy, campaign, run / "best.pt",
@@ -186,12 +194,12 @@ def run_dataset(name: str, source_folder: Path, args, work: Path, config: Path) 
                         row = Row(name, strategy, seed, round_number, len(campaign.labeled),
                                   ap50, ap, round(train_s, 1), round(rank_s, 1))
                         rows.append(row)
+                        saved(rows)
                         print(f"RESULT {json.dumps(asdict(row))}", file=sys.stderr, flush=True)
                         if round_number + 1 < args.rounds and campaign.pool:
                             campaign.label(picked)
                 finally:
                     campaign.close()
-    return rows
 
 
 # --- results ------------------------------------------------------------------------------
@@ -259,7 +267,7 @@ def plot(summary: dict, path: Path) -> None:
     plt.close(figure)
 
 
-def write_results(rows: list[Row], args, out: Path) -> dict:
+def write_results(rows: list[Row], args, out: Path, *, plot_it: bool = True) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     with open(out / "label-next-simulation.csv", "w", newline="") as file:
         writer = csv.DictWriter(file, fieldnames=list(asdict(rows[0])))
@@ -273,7 +281,8 @@ def write_results(rows: list[Row], args, out: Path) -> dict:
                         "load_average": os.getloadavg()},
             "curves": summary, "savings": savings, "rows": [asdict(row) for row in rows]}
     (out / "label-next-simulation.json").write_text(json.dumps(data, indent=1))
-    plot(summary, out / "label-next-simulation.png")
+    if plot_it:
+        plot(summary, out / "label-next-simulation.png")
     return data
 
 
@@ -318,7 +327,8 @@ def main(argv: list[str] | None = None) -> int:
             preset["training"]["eval_every"] = 0  # one evaluation, at the end of the budget
             config = work / f"{name}-config.json"
             config.write_text(json.dumps(preset))
-            rows += run_dataset(name, source, args, work, config)
+            run_dataset(name, source, args, work, config, rows,
+                        lambda so_far: write_results(so_far, args, out, plot_it=False))
     if not rows:
         print("no dataset ran", file=sys.stderr)
         return 1
