@@ -14,10 +14,11 @@ ground truth) chosen by
   the top ``--step``;
 - ``random``: a seeded random draw from the rest of the pool;
 
-and train again from the initial weights, for ``--rounds`` rounds. Datasets: the demo
-(``engine.data.demo``: 300 images, train 240 as the pool, val 60) and the raccoon photos
-(``../shared/data/raccoon``, see SOURCES.md: the 160 photos of its train CSV as the pool, its
-40 test photos as val; skipped when absent).
+and train again from the initial weights, for ``--rounds`` rounds. Round 0 is the same for
+both strategies of a seed (the same images): it is trained once and its model serves both.
+Datasets: the demo (``engine.data.demo``: 300 images, train 240 as the pool, val 60) and the
+raccoon photos (``../shared/data/raccoon``, see SOURCES.md: the 160 photos of its train CSV as
+the pool, its 40 test photos as val; skipped when absent).
 
 Writes ``OUT/label-next-simulation.csv`` (one row per dataset, strategy, seed, round),
 ``OUT/label-next-simulation.json`` (the rows, the settings, the machine, and per dataset the
@@ -172,6 +173,7 @@ def run_dataset(name: str, source_folder: Path, args, work: Path, config: Path,
         print(f"{name}: pool {len(pool)}, val {len(val)}", file=sys.stderr)
         for seed in range(args.seeds):
             initial = random.Random(seed).sample(pool, args.start)
+            first_round = None  # the strategies share round 0: the same images, one training
             for strategy in args.strategies:
                 folder = work / name / f"{strategy}-seed{seed}"
                 campaign = Campaign(source, folder / "project", pool, val)
@@ -181,8 +183,13 @@ def run_dataset(name: str, source_folder: Path, args, work: Path, config: Path,
                     for round_number in range(args.rounds):
                         run = folder / f"round{round_number}"
                         try:
-                            ap50, ap, train_s = train(folder / "project", run, config,
-                                                      args.budget, seed, args.device)
+                            if round_number == 0 and first_round is not None:
+                                ap50, ap, train_s, run = first_round
+                            else:
+                                ap50, ap, train_s = train(folder / "project", run, config,
+                                                          args.budget, seed, args.device)
+                            if round_number == 0:
+                                first_round = (ap50, ap, train_s, run)
                         except (RuntimeError, OSError, ValueError) as error:
                             print(f"{name} {strategy} seed {seed}: {error}; campaign ended",
                                   file=sys.stderr)
@@ -280,7 +287,7 @@ def write_results(rows: list[Row], args, out: Path, *, plot_it: bool = True) -> 
             "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
                         "load_average": os.getloadavg()},
             "curves": summary, "savings": savings, "rows": [asdict(row) for row in rows]}
-    (out / "label-next-simulation.json").write_text(json.dumps(data, indent=1))
+    (out / "label-next-simulation.json").write_text(json.dumps(data, indent=1, default=str))
     if plot_it:
         plot(summary, out / "label-next-simulation.png")
     return data
