@@ -643,7 +643,8 @@ class ImageListPanel(QWidget):
         self._quiet = True
         try:
             self.model.set_ranking(ranked)
-            self.sort.setCurrentIndex(1 if ranked is not None else 0)
+            self.sort.setCurrentIndex(self.sort.findData(
+                LABEL_NEXT_ORDER if ranked is not None else USUAL_ORDER))
             self._restore_selection()
         finally:
             self._quiet = False
