@@ -47,7 +47,7 @@ import torch
 import torch.nn.functional as F
 
 from ..data.images import ImageLoadError, image_to_tensor, load_thumbnail
-from ..detector.checkpoint import LoadedDetector, load_detector
+from ..detector.checkpoint import LoadedDetector, load_detector, read_checkpoint
 from ..detector.precision import autocast, autocast_dtype
 from ..detector.rpn import ProposalSettings
 from .diversity import greedy_order, pooled_embedding
@@ -394,6 +394,9 @@ def rank_project(
 
     with Project.open(project_folder, read_only=True) as project:
         candidates, labeled, skipped = project_candidates(project)
+    if not candidates:  # nothing to rank: the checkpoint is only checked
+        read_checkpoint(checkpoint)
+        return Ranking(str(checkpoint), settings, skipped=skipped)
     detector = load_detector(checkpoint, device)
     ranking = rank_images(detector, candidates, labeled, settings=settings, device=device,
                           amp=amp, checkpoint=str(checkpoint), progress=progress,
