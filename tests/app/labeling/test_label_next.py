@@ -111,3 +111,21 @@ def test_without_a_model_the_list_says_what_to_do(qtbot, window):
     assert not view.ranker.running
     assert panel.sort.currentData() == USUAL_ORDER
     assert "Choose a model" in messages[-1]
+
+
+def test_a_ranked_row_says_its_place_and_score():
+    from pathlib import Path
+
+    from app.labeling.image_list import ranking_text, row_details
+    from engine.active.ranking import RankedImage
+    from engine.data.project import ImageRow
+
+    row = ImageRow(7, "a.png", Path("/x/a.png"), 320, 240, None, "unlabeled", None, None, 0)
+    ranked = RankedImage(rank=2, image_id=7, path="/x/a.png", score=0.4123, uncertainty=0.8,
+                         diversity=0.5154, class_uncertainty=0.7, flip_disagreement=0.9,
+                         detections=3)
+    assert row_details(row) == "0 boxes · no split"
+    assert row_details(row, ranked) == "#2 · score 0.41 · 0 boxes · no split"
+    assert ranking_text(ranked) == ("Label next #2: score 0.412 = uncertainty 0.80 × diversity "
+                                    "0.52 (class scores 0.70, flip disagreement 0.90; "
+                                    "3 detections)")
