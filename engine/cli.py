@@ -794,6 +794,76 @@ def _add_diagnose_command(commands: argparse._SubParsersAction) -> None:
     diagnose.set_defaults(func=_cmd_diagnose)
 
 
+def _cmd_rank(args: argparse.Namespace) -> int:
+    from .active.ranking import RankingSettings, rank_project
+    from .training.trainer import resolve_device
+
+    settings = RankingSettings(batch_size=args.batch_size, class_measure=args.measure,
+                               flip=not args.no_flip)
+    ranking = rank_project(args.checkpoint, args.project, settings=settings,
+                           device=resolve_device(args.device), progress=_progress_printer(
+                               "ranking: analysed {done} of {total} images"))
+    for skipped in ranking.skipped:
+        print(f"skipped: {skipped.reason}", file=sys.stderr)
+    shown = ranking.images[:args.top] if args.top else ranking.images
+    if args.json:
+        data = ranking.to_json()
+        data["images"] = data["images"][:len(shown)]
+        print(json.dumps(data, indent=1))
+        return 0
+    if not ranking.images:
+        print("no unlabeled images to rank" + (" (all skipped, above)" if ranking.skipped
+                                               else ""))
+        return 0
+    print(f"{'rank':>4}  {'score':>6}  {'uncert':>6}  {'divers':>6}  {'class':>6}  "
+          f"{'flip':>6}  {'dets':>4}  image")
+    for image in shown:
+        flip = "-" if image.flip_disagreement is None else f"{image.flip_disagreement:.3f}"
+        print(f"{image.rank:>4}  {image.score:6.3f}  {image.uncertainty:6.3f}  "
+              f"{image.diversity:6.3f}  {image.class_uncertainty:6.3f}  {flip:>6}  "
+              f"{image.detections:>4}  {image.path}")
+    print(f"{count(len(ranking.images), 'unlabeled image')} ranked against "
+          f"{count(ranking.references, 'labeled image')}", file=sys.stderr)
+    return 0
+
+
+def _progress_printer(text: str):
+    """A ``progress(done, total)`` that writes ``text`` to stderr: in place on a terminal,
+    else a line at every tenth of the way and at the end."""
+    terminal = sys.stderr.isatty()
+    last = [-1]
+
+    def progress(done: int, total: int) -> None:
+        tenth = done * 10 // max(total, 1)
+        if terminal:
+            print("\r" + text.format(done=done, total=total), end="\n" if done == total
+                  else "", file=sys.stderr, flush=True)
+        elif tenth != last[0] or done == total:
+            last[0] = tenth
+            print(text.format(done=done, total=total), file=sys.stderr, flush=True)
+
+    return progress
+
+
+def _add_rank_command(commands: argparse._SubParsersAction) -> None:
+    rank = commands.add_parser(
+        "rank", help="the unlabeled images most useful to label next, by a checkpoint's "
+                     "uncertainty on each and how different each is (docs/active-learning.md)")
+    rank.add_argument("--checkpoint", type=Path, required=True)
+    rank.add_argument("--project", type=Path, required=True)
+    rank.add_argument("--top", type=int, default=0, metavar="N",
+                      help="print the N best only (default: all)")
+    rank.add_argument("--json", action="store_true",
+                      help="print JSON: every image's score and its parts, the skipped ones")
+    rank.add_argument("--measure", choices=("entropy", "margin"), default="entropy",
+                      help="the class-score uncertainty of a detection (default entropy)")
+    rank.add_argument("--no-flip", action="store_true",
+                      help="leave out the disagreement with the mirror image (half the time)")
+    rank.add_argument("--batch-size", type=int, default=4)
+    rank.add_argument("--device", default="auto")
+    rank.set_defaults(func=_cmd_rank)
+
+
 # What `frcnn --help` says first: for the user of the command, not the code's reader.
 HELP_DESCRIPTION = ("Faster R-CNN Workbench on the command line: import and export annotations, "
                     "train and evaluate a detector, look inside it on an image, export a "
@@ -823,6 +893,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_project_commands(commands)
     _add_export_command(commands)
     _add_diagnose_command(commands)
+    _add_rank_command(commands)
     return parser
 
 

@@ -14,6 +14,10 @@ from where it would be in the list. Rows are re-filtered after :meth:`refresh_im
 image labeled "done" leaves an "unlabeled" filter at once. (Tabbing into the list while it
 highlights nothing makes its first row current, as in any Qt list, and so selects that image.)
 
+"Sort by: most useful to label next" puts the unlabeled images first, in the order a trained
+model ranked them (:mod:`app.labeling.label_next`), each with its score, and the others after
+them in their usual order; the panel shows the ranking's progress and a Cancel meanwhile.
+
 Run ``python -m app.labeling.image_list [PROJECT]`` to see the panel alone (the demo project
 without a folder).
 """
@@ -24,6 +28,7 @@ import bisect
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import (
     QAbstractListModel,
@@ -40,9 +45,12 @@ from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
     QGridLayout,
+    QHBoxLayout,
     QLabel,
     QLineEdit,
     QListView,
+    QProgressBar,
+    QPushButton,
     QStyle,
     QStyledItemDelegate,
     QStyleOptionViewItem,
@@ -54,6 +62,9 @@ from engine.data.project import NO_SPLIT, ImageRow, Project, ProjectError
 from engine.text import count, natural_key
 
 from .thumbnails import ThumbnailLoader
+
+if TYPE_CHECKING:  # the ranking's records only; the list does not need torch to show rows
+    from engine.active.ranking import RankedImage
 
 # The status filter's choice for images whose file is missing or unreadable.
 PROBLEM_FILTER = "problem"
@@ -71,6 +82,11 @@ ROW_ROLE = Qt.ItemDataRole.UserRole + 1  # the ImageRow
 THUMBNAIL_ROLE = Qt.ItemDataRole.UserRole + 2  # QPixmap, or None until loaded (asks for it)
 PROBLEM_ROLE = Qt.ItemDataRole.UserRole + 3  # None, "missing" or "unreadable"
 IMAGE_ID_ROLE = Qt.ItemDataRole.UserRole + 4
+RANK_ROLE = Qt.ItemDataRole.UserRole + 5  # the RankedImage, or None when not ranked
+
+# The sort choices.
+USUAL_ORDER = "usual"
+LABEL_NEXT_ORDER = "label_next"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -152,6 +168,8 @@ class ImageListModel(QAbstractListModel):
         self._filter = ImageFilter()
         self._shown: list[int] = []  # indexes into _rows that pass the filter, ascending
         self._shown_row: dict[int, int] = {}  # image id -> row in the view
+        self._ranked: dict[int, RankedImage] = {}  # image id -> its place in the ranking
+        self._usual: dict[int, int] = {}  # image id -> its index in the usual order
         loader.thumbnail_ready.connect(self._thumbnail_ready)
 
     # --- Qt's model interface ---------------------------------------------------------------
@@ -166,7 +184,10 @@ class ImageListModel(QAbstractListModel):
         if role == Qt.ItemDataRole.DisplayRole:
             return Path(row.path).name
         if role == Qt.ItemDataRole.ToolTipRole:
-            return row.path
+            ranked = self._ranked.get(row.id)
+            return row.path if ranked is None else f"{row.path}\n{ranking_text(ranked)}"
+        if role == RANK_ROLE:
+            return self._ranked.get(row.id)
         if role == ROW_ROLE:
             return row
         if role == IMAGE_ID_ROLE:
@@ -185,9 +206,10 @@ class ImageListModel(QAbstractListModel):
     # --- contents ---------------------------------------------------------------------------
 
     def set_rows(self, rows: list[ImageRow], categories: dict[int, frozenset[int]]) -> None:
-        """Every image of a project, anew (the view's selection is reset)."""
+        """Every image of a project, anew (the view's selection is reset); ranked images
+        first when a ranking is set."""
         self.beginResetModel()
-        self._rows = list(rows)
+        self._rows = self._arranged(rows)
         self._position = {row.id: index for index, row in enumerate(self._rows)}
         self._categories = dict(categories)
         self._shown = self._passing(self._filter)
@@ -228,6 +250,31 @@ class ImageListModel(QAbstractListModel):
             self.layoutChanged.emit()
         if force and self._shown:
             self.dataChanged.emit(self.index(0, 0), self.index(len(self._shown) - 1, 0))
+
+    def set_ranking(self, ranked: Iterable[RankedImage] | None) -> None:
+        """Put the ranked images first, best first, the others after them in their order;
+        None: back to the order the rows were set in (the view's selection is reset)."""
+        usual = sorted(self._rows, key=lambda row: self._usual.get(row.id, 0))
+        self._ranked = {} if ranked is None else {image.image_id: image for image in ranked}
+        self.set_rows(usual, self._categories)
+
+    def forget_ranking(self) -> None:
+        """No ranking for the next :meth:`set_rows` (a new project's)."""
+        self._ranked = {}
+
+    @property
+    def ranked(self) -> bool:
+        return bool(self._ranked)
+
+    def _arranged(self, rows: Iterable[ImageRow]) -> list[ImageRow]:
+        """``rows`` (in their usual order, remembered) with the ranked ones moved first."""
+        rows = list(rows)
+        self._usual = {row.id: index for index, row in enumerate(rows)}
+        if not self._ranked:
+            return rows
+        last = len(self._ranked) + 1
+        return sorted(rows, key=lambda row: self._ranked[row.id].rank
+                      if row.id in self._ranked else last)
 
     def _passing(self, image_filter: ImageFilter) -> list[int]:
         empty = frozenset()
@@ -290,10 +337,21 @@ def _split_text(row: ImageRow) -> str:
     return row.split if row.split else "no split"
 
 
-def row_details(row: ImageRow) -> str:
-    """The second line of a row: ``"3 boxes · train"``."""
+def row_details(row: ImageRow, ranked: RankedImage | None = None) -> str:
+    """The second line of a row: ``"3 boxes · train"``; ranked: ``"#2 · score 0.41 · 0 boxes
+    · no split"``."""
     boxes = "1 box" if row.box_count == 1 else f"{row.box_count} boxes"
-    return f"{boxes} · {_split_text(row)}"
+    rank = "" if ranked is None else f"#{ranked.rank} · score {ranked.score:.2f} · "
+    return f"{rank}{boxes} · {_split_text(row)}"
+
+
+def ranking_text(ranked: RankedImage) -> str:
+    """The tooltip's line on a ranked image: its place, score and the score's parts."""
+    flip = ("" if ranked.flip_disagreement is None
+            else f", flip disagreement {ranked.flip_disagreement:.2f}")
+    return (f"Label next #{ranked.rank}: score {ranked.score:.3f} = uncertainty "
+            f"{ranked.uncertainty:.2f} × diversity {ranked.diversity:.2f} (class scores "
+            f"{ranked.class_uncertainty:.2f}{flip}; {count(ranked.detections, 'detection')})")
 
 
 class ImageRowDelegate(QStyledItemDelegate):
@@ -337,7 +395,8 @@ class ImageRowDelegate(QStyledItemDelegate):
                                                 Qt.TextElideMode.ElideMiddle, width)
         painter.drawText(QRect(left, top, width, line), Qt.AlignmentFlag.AlignVCenter, name)
         painter.setFont(option.font)
-        details = metrics.elidedText(row_details(row), Qt.TextElideMode.ElideRight, width)
+        details = metrics.elidedText(row_details(row, index.data(RANK_ROLE)),
+                                     Qt.TextElideMode.ElideRight, width)
         painter.drawText(QRect(left, top + line, width, line), Qt.AlignmentFlag.AlignVCenter,
                          details)
         badge_left = left
@@ -419,6 +478,9 @@ class ImageListPanel(QWidget):
     """
 
     image_selected = Signal(int)
+    # The user chose "most useful to label next" (the window runs the ranking), or Cancel.
+    label_next_requested = Signal()
+    label_next_cancelled = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -451,6 +513,19 @@ class ImageListPanel(QWidget):
             combo.currentIndexChanged.connect(self._filters_changed)
         self.search.textChanged.connect(self._filters_changed)
         self.count_label = QLabel("0 of 0 images")
+        self.sort = QComboBox()
+        self.sort.addItem("Sort by: usual order", USUAL_ORDER)
+        self.sort.addItem("Sort by: most useful to label next", LABEL_NEXT_ORDER)
+        self.sort.setToolTip("Most useful to label next: the unlabeled images a trained model "
+                             "(the one chosen under Suggestions) is least sure of, unlike "
+                             "each other and the labeled ones, first")
+        self.sort.activated.connect(self._sort_chosen)
+        self.rank_progress = QProgressBar()
+        self.rank_progress.setRange(0, 1000)
+        self.rank_cancel = QPushButton("Cancel")
+        self.rank_cancel.clicked.connect(self.label_next_cancelled)
+        self.rank_progress.hide()
+        self.rank_cancel.hide()
 
         self.view = _ImageListView()
         self.view.setModel(self.model)
@@ -467,9 +542,14 @@ class ImageListPanel(QWidget):
         layout.addWidget(self.class_filter, 0, 1)
         layout.addWidget(self.split_filter, 1, 0)
         layout.addWidget(self.search, 1, 1)
-        layout.addWidget(self.count_label, 2, 0, 1, 2)
-        layout.addWidget(self.view, 3, 0, 1, 2)
-        layout.setRowStretch(3, 1)
+        layout.addWidget(self.sort, 2, 0, 1, 2)
+        ranking = QHBoxLayout()
+        ranking.addWidget(self.rank_progress, 1)
+        ranking.addWidget(self.rank_cancel)
+        layout.addLayout(ranking, 3, 0, 1, 2)
+        layout.addWidget(self.count_label, 4, 0, 1, 2)
+        layout.addWidget(self.view, 5, 0, 1, 2)
+        layout.setRowStretch(5, 1)
 
         # After a scroll, a resize or a filter change: drop thumbnail requests out of view.
         self._trim_timer = QTimer(self, singleShot=True, interval=0)
@@ -496,6 +576,9 @@ class ImageListPanel(QWidget):
             self.search.blockSignals(False)
             self._fill_class_filter(project)
             self.model.set_filter(ImageFilter())
+            self.model.forget_ranking()
+            self.show_ranking_progress(None)
+            self.sort.setCurrentIndex(0)
             self.model.set_rows(project.images(), project.image_categories())
         finally:
             self._quiet = False
@@ -553,6 +636,37 @@ class ImageListPanel(QWidget):
         the rows the filters show; images whose file is missing or unreadable are passed over.
         None when there is no other."""
         return self.model.next_unlabeled_id(self._current_id)
+
+    def set_ranking(self, ranked: Iterable[RankedImage] | None) -> None:
+        """Order the list by ``ranked`` (see the module docstring); None: the usual order.
+        Keeps the current image and scrolls the list to the top."""
+        self._quiet = True
+        try:
+            self.model.set_ranking(ranked)
+            self.sort.setCurrentIndex(self.sort.findData(
+                LABEL_NEXT_ORDER if ranked is not None else USUAL_ORDER))
+            self._restore_selection()
+        finally:
+            self._quiet = False
+        self.view.scrollToTop()
+        self._update_count()
+
+    def show_ranking_progress(self, fraction: float | None, text: str = "") -> None:
+        """The ranking's progress bar and Cancel; None hides them (done or cancelled)."""
+        running = fraction is not None
+        self.rank_progress.setVisible(running)
+        self.rank_cancel.setVisible(running)
+        if running:
+            self.rank_progress.setValue(round(1000 * fraction))
+            self.rank_progress.setFormat(text or "%p%")
+
+    def _sort_chosen(self, _index: int) -> None:
+        if self.sort.currentData() == LABEL_NEXT_ORDER:
+            self.label_next_requested.emit()
+            return
+        if self.model.ranked:
+            self.set_ranking(None)
+        self.label_next_cancelled.emit()  # the usual order: a ranking still running stops
 
     def shutdown(self) -> None:
         """Stop thumbnail work (waits for the one load running)."""

@@ -29,6 +29,7 @@ from .class_panel import ClassPanel
 from .editor import Change, ProjectEditor
 from .image_list import ImageListPanel
 from .image_loader import ImageLoader, LoadedImage
+from .label_next import LabelNextRanker
 
 AUTOSAVE_DELAY_MS = 300
 RETRY_DELAY_MS = 2000
@@ -99,6 +100,12 @@ class LabelingView(QWidget):
         self.canvas.suggestion_activated.connect(self._accept_suggestion)
         self.assist.suggestions_changed.connect(self._show_suggestions)
         self.assist.message.connect(self.message)
+        self.ranker = LabelNextRanker(self)
+        self.image_list.label_next_requested.connect(self.rank_label_next)
+        self.image_list.label_next_cancelled.connect(self.cancel_label_next)
+        self.ranker.progressed.connect(self.image_list.show_ranking_progress)
+        self.ranker.finished.connect(self._label_next_ranked)
+        self.ranker.failed.connect(self._label_next_failed)
         self._update_actions()
 
     # --- actions ---
@@ -190,6 +197,7 @@ class LabelingView(QWidget):
         """Show ``project`` (None: nothing), with ``image_id`` current when it is one of its
         images, else its first."""
         self.flush()
+        self.ranker.cancel()
         self.project = project
         self.editor = None if project is None else ProjectEditor(project, self._changed,
                                                                   self.message.emit)
@@ -492,6 +500,46 @@ class LabelingView(QWidget):
         if self.editor is not None:
             self.editor.accept_suggestions([index])
 
+    # --- most useful to label next ---
+
+    def rank_label_next(self) -> None:
+        """Order the image list by the ranking of the model chosen under Suggestions (off the
+        GUI thread; the list shows progress and Cancel)."""
+        checkpoint = self.assist.checkpoint.currentData()
+        if self.project is None or checkpoint is None:
+            self.image_list.set_ranking(None)
+            self.message.emit("Choose a model under Suggestions from a model first (train one "
+                              "on the Train tab) to rank the unlabeled images.")
+            return
+        self.flush()
+        candidates = self.ranker.start(self.project, checkpoint)
+        if not candidates:
+            self.image_list.set_ranking(None)
+            self.message.emit("No unlabeled images to rank.")
+            return
+        self.image_list.show_ranking_progress(0.0, f"0 / {candidates} images")
+        self.message.emit(f"Ranking {count(candidates, 'unlabeled image')} with "
+                          f"{Path(checkpoint).name}…")
+
+    def cancel_label_next(self) -> None:
+        if self.ranker.cancel():
+            self.message.emit("Ranking cancelled.")
+        self.image_list.show_ranking_progress(None)
+        self.image_list.set_ranking(None)
+
+    def _label_next_ranked(self, ranking) -> None:
+        self.image_list.show_ranking_progress(None)
+        self.image_list.set_ranking(ranking.images)
+        skipped = f"; {count(len(ranking.skipped), 'image')} skipped" if ranking.skipped \
+            else ""
+        self.message.emit(f"{count(len(ranking.images), 'unlabeled image')} ranked, most "
+                          f"useful to label first{skipped}.")
+
+    def _label_next_failed(self, text: str) -> None:
+        self.image_list.show_ranking_progress(None)
+        self.image_list.set_ranking(None)
+        self.message.emit(f"Could not rank the images: {text}")
+
     # --- status bar ---
 
     def _show_cursor(self, point: tuple[float, float] | None) -> None:
@@ -523,5 +571,6 @@ class LabelingView(QWidget):
         self.autosave.stop()
         self.flush()
         self.assist.shutdown()
+        self.ranker.shutdown()
         self.loader.shutdown()
         self.image_list.shutdown()

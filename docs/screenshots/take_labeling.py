@@ -6,7 +6,8 @@ Writes ``docs/screenshots/labeling-*.png``: the window on the demo project with 
 drawing a box (crosshair, the box being dragged), the image list filtered, an import report
 (the raccoon dataset's LabelImg files when ``../shared/data`` is there), and an image whose file
 is missing; with a trained CHECKPOINT of the demo project (e.g. from `frcnn train --config
-resources/configs/demo-cpu.json`), its suggestions on an unlabeled image. Each state is reached
+resources/configs/demo-cpu.json`), its suggestions on an unlabeled image and the list sorted
+by "most useful to label next" (``labeling-label-next.png``). Each state is reached
 through the same calls the menus and mouse make.
 """
 
@@ -125,6 +126,19 @@ def main() -> None:
             view.canvas._select_suggestion(shown[0][0])
         canvas.zoom_by(1.0)
         shoot("assist")
+
+        # 5b. The list sorted by "most useful to label next" with that model.
+        panel = view.image_list
+        panel.sort.setCurrentIndex(panel.sort.findData("label_next"))
+        panel.sort.activated.emit(panel.sort.currentIndex())
+        settle(0.5)
+        deadline = time.perf_counter() + 300
+        while view.ranker.running and time.perf_counter() < deadline:
+            settle(0.2)
+        view.show_image(panel.model.image_id(0))  # the first to label
+        shoot("label-next")
+        panel.sort.setCurrentIndex(panel.sort.findData("usual"))
+        panel.sort.activated.emit(panel.sort.currentIndex())
 
     # 6. A missing file: listed, explained, its boxes kept.
     missing = window.project.images()[5]

@@ -1,0 +1,354 @@
+"""Does "most useful to label next" save labeling? A simulated labeling campaign.
+
+    python bench/simulate_label_next.py                   # demo and raccoon, 5 rounds, 3 seeds
+    python bench/simulate_label_next.py --quick           # a few minutes: checks it all runs
+    python bench/simulate_label_next.py --datasets demo --rounds 6 --budget 3m
+
+For each dataset, strategy and seed: start from ``--start`` labeled images drawn at random
+(the same for both strategies of a seed), train with ``frcnn train --time-budget`` (the same
+budget every round, the dataset's CPU preset, one evaluation at the end), note AP50 on the
+dataset's fixed val split, then "label" ``--step`` more images (their boxes copied from the
+ground truth) chosen by
+
+- ``ranking``: :func:`engine.active.ranking.rank_images` with the round's model (best.pt),
+  the top ``--step``;
+- ``random``: a seeded random draw from the rest of the pool;
+
+and train again from the initial weights, for ``--rounds`` rounds. Round 0 is the same for
+both strategies of a seed (the same images): it is trained once and its model serves both.
+Datasets: the demo (``engine.data.demo``: 300 images, train 240 as the pool, val 60) and the
+raccoon photos (``../shared/data/raccoon``, see SOURCES.md: the 160 photos of its train CSV as
+the pool, its 40 test photos as val; skipped when absent).
+
+Writes ``OUT/label-next-simulation.csv`` (one row per dataset, strategy, seed, round),
+``OUT/label-next-simulation.json`` (the rows, the settings, the machine, and per dataset the
+saving: the fewest labeled images with which ranking's mean AP50 reaches random order's at its
+last round, by linear interpolation) and ``OUT/label-next-simulation.png`` (mean AP50 against
+labeled images, the band one standard deviation). OUT is ``docs/`` by default, a folder under
+``bench/out`` with ``--quick``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import platform
+import random
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from engine.active.ranking import project_candidates, rank_images
+from engine.cli import main as frcnn
+from engine.cli import parse_duration
+from engine.data.demo import write_demo_project
+from engine.data.project import Project
+from engine.detector.checkpoint import load_detector
+
+ROOT = Path(__file__).resolve().parents[1]
+RACCOON = ROOT.parent / "shared" / "data" / "raccoon"
+PRESETS = {"demo": "demo-cpu.json", "raccoon": "raccoon-cpu.json"}
+STRATEGIES = ("ranking", "random")
+
+
+@dataclass
+class Row:
+    dataset: str
+    strategy: str
+    seed: int
+    round: int
+    labeled: int
+    ap50: float
+    ap: float
+    train_s: float
+    rank_s: float
+
+
+# --- the datasets: a ground-truth project with a pool (train) and a val split --------------
+
+def demo_source(folder: Path, count: int) -> Path:
+    return write_demo_project(folder / "demo-source", count=count)
+
+
+def raccoon_source(folder: Path) -> Path | None:
+    if not RACCOON.is_dir():
+        print(f"raccoon: {RACCOON} is absent; skipped", file=sys.stderr)
+        return None
+    sys.path.insert(0, str(ROOT / "bench"))
+    from train_raccoon import build_project
+
+    return build_project(folder / "raccoon-source")
+
+
+def pool_and_val(source: Project, pool_size: int | None, val_size: int | None
+                 ) -> tuple[list[int], list[int]]:
+    """The source's train images (the pool) and val images, each cut to a size when given
+    (the first ones by id: the same on every run)."""
+    pool = [r.image_id for r in source.dataset("train")]
+    val = [r.image_id for r in source.dataset("val")]
+    return pool[:pool_size] if pool_size else pool, val[:val_size] if val_size else val
+
+
+class Campaign:
+    """One working project: the val images labeled, the pool unlabeled without boxes until
+    :meth:`label` copies an image's boxes from the source."""
+
+    def __init__(self, source: Project, folder: Path, pool: list[int], val: list[int]) -> None:
+        self.source = source
+        self.folder = folder
+        self.project = Project.create(folder)
+        for category in source.categories():
+            self.project.add_category(category.name, category.color, category_id=category.id)
+        self.to_working: dict[int, int] = {}
+        for image_id in pool + val:
+            row = source.image(image_id)
+            self.to_working[image_id] = self.project.insert_image(
+                row.file, width=row.width, height=row.height, hash=row.hash)
+        self.to_source = {w: s for s, w in self.to_working.items()}
+        self.pool = list(pool)
+        self.labeled: list[int] = []
+        self._label(val, "val")
+
+    def _label(self, source_ids: list[int], split: str) -> None:
+        for image_id in source_ids:
+            working = self.to_working[image_id]
+            boxes = [b.to_record() for b in self.source.boxes(image_id)]
+            if boxes:
+                self.project.add_boxes(working, boxes)
+            self.project.set_status([working], "done")
+            self.project.set_split([working], split)
+
+    def label(self, source_ids: list[int]) -> None:
+        self._label(source_ids, "train")
+        self.labeled += source_ids
+        chosen = set(source_ids)
+        self.pool = [i for i in self.pool if i not in chosen]
+
+    def close(self) -> None:
+        self.project.close()
+
+
+def train(project: Path, run: Path, config: Path, budget: float, seed: int, device: str
+          ) -> tuple[float, float, float]:
+    """AP50, AP of the run's final evaluation, and its wall time."""
+    start = time.perf_counter()
+    code = frcnn(["train", "--project", str(project), "--out", str(run), "--config",
+                  str(config), "--time-budget", f"{budget}s", "--seed", str(seed),
+                  "--device", device])
+    seconds = time.perf_counter() - start
+    if code != 0:
+        raise RuntimeError(f"training in {run} ended with exit status {code}")
+    last = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
+    return float(last["AP50"]), float(last["AP"]), seconds
+
+
+def choose(strategy: str, campaign: Campaign, checkpoint: Path, step: int,
+           rng: random.Random, device: str) -> tuple[list[int], float]:
+    """The next ``step`` source ids, and the seconds the choice took."""
+    start = time.perf_counter()
+    if strategy == "random":
+        picked = rng.sample(campaign.pool, min(step, len(campaign.pool)))
+    else:
+        candidates, labeled, _skipped = project_candidates(campaign.project)
+        ranking = rank_images(load_detector(checkpoint, device), candidates, labeled,
+                              device=device)
+        picked = [campaign.to_source[image.image_id] for image in ranking.images[:step]]
+    return picked, time.perf_counter() - start
+
+
+def run_dataset(name: str, source_folder: Path, args, work: Path, config: Path,
+                rows: list[Row], saved) -> None:
+    """Append one row per round to ``rows``, calling ``saved(rows)`` after each (the results
+    so far are on disk when a long run is stopped). A training that fails ends its campaign
+    (said on stderr); the others go on."""
+    with Project.open(source_folder) as source:
+        pool, val = pool_and_val(source, args.pool, args.val)
+        print(f"{name}: pool {len(pool)}, val {len(val)}", file=sys.stderr)
+        for seed in range(args.seeds):
+            initial = random.Random(seed).sample(pool, args.start)
+            first_round = None  # the strategies share round 0: the same images, one training
+            for strategy in args.strategies:
+                folder = work / name / f"{strategy}-seed{seed}"
+                campaign = Campaign(source, folder / "project", pool, val)
+                rng = random.Random(1000 + seed)
+                campaign.label(initial)
+                try:
+                    for round_number in range(args.rounds):
+                        run = folder / f"round{round_number}"
+                        try:
+                            if round_number == 0 and first_round is not None:
+                                ap50, ap, train_s, run = first_round
+                            else:
+                                ap50, ap, train_s = train(folder / "project", run, config,
+                                                          args.budget, seed, args.device)
+                            if round_number == 0:
+                                first_round = (ap50, ap, train_s, run)
+                        except (RuntimeError, OSError, ValueError) as error:
+                            print(f"{name} {strategy} seed {seed}: {error}; campaign ended",
+                                  file=sys.stderr)
+                            break
+                        rank_s = 0.0
+                        if round_number + 1 < args.rounds and campaign.pool:
+                            picked, rank_s = choose(strategy, campaign, run / "best.pt",
+                                                    args.step, rng, args.device)
+                        row = Row(name, strategy, seed, round_number, len(campaign.labeled),
+                                  ap50, ap, round(train_s, 1), round(rank_s, 1))
+                        rows.append(row)
+                        saved(rows)
+                        print(f"RESULT {json.dumps(asdict(row))}", file=sys.stderr, flush=True)
+                        if round_number + 1 < args.rounds and campaign.pool:
+                            campaign.label(picked)
+                finally:
+                    campaign.close()
+
+
+# --- results ------------------------------------------------------------------------------
+
+def curves(rows: list[Row]) -> dict:
+    """dataset -> strategy -> [(labeled, mean AP50, standard deviation, runs)]."""
+    out: dict = {}
+    for row in rows:
+        out.setdefault(row.dataset, {}).setdefault(row.strategy, {}).setdefault(
+            row.labeled, []).append(row.ap50)
+    return {dataset: {strategy: [(n, statistics.fmean(v),
+                                  statistics.pstdev(v) if len(v) > 1 else 0.0, len(v))
+                                 for n, v in sorted(points.items())]
+                      for strategy, points in by_strategy.items()}
+            for dataset, by_strategy in out.items()}
+
+
+def saving(ranking: list, random_order: list) -> dict | None:
+    """Random order's mean AP50 at its last round, the labeled images ranking needs for it
+    (linear interpolation between rounds; None when it never reaches it) and the saving."""
+    if not ranking or not random_order or random_order[-1][1] <= 0:
+        return None  # nothing learned: no level to reach
+    target_n, target = random_order[-1][0], random_order[-1][1]
+    needed = None
+    previous = None
+    for n, ap50, _sd, _runs in ranking:
+        if ap50 >= target:
+            if previous is None or previous[1] >= target:
+                needed = float(n)
+            else:
+                n0, a0 = previous
+                needed = n0 + (target - a0) / (ap50 - a0) * (n - n0)
+            break
+        previous = (n, ap50)
+    return {"random_last_labeled": target_n, "random_last_ap50": target,
+            "ranking_labeled_for_it": needed,
+            "saving": None if needed is None else 1 - needed / target_n}
+
+
+def plot(summary: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    datasets = list(summary)
+    figure, axes = plt.subplots(1, len(datasets), figsize=(5.5 * len(datasets), 4),
+                                squeeze=False)
+    for axis, dataset in zip(axes[0], datasets):
+        for strategy, points in summary[dataset].items():
+            n = [p[0] for p in points]
+            mean = [p[1] for p in points]
+            sd = [p[2] for p in points]
+            label = "most useful next (ranking)" if strategy == "ranking" else "random order"
+            axis.plot(n, mean, marker="o", label=label)
+            axis.fill_between(n, [m - s for m, s in zip(mean, sd)],
+                              [m + s for m, s in zip(mean, sd)], alpha=0.2)
+        axis.set_title(dataset)
+        axis.set_xlabel("labeled images")
+        axis.set_ylabel("AP50 on val")
+        axis.grid(alpha=0.3)
+        axis.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def write_results(rows: list[Row], args, out: Path, *, plot_it: bool = True) -> dict:
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "label-next-simulation.csv", "w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=list(asdict(rows[0])))
+        writer.writeheader()
+        writer.writerows(asdict(row) for row in rows)
+    summary = curves(rows)
+    savings = {dataset: saving(by.get("ranking", []), by.get("random", []))
+               for dataset, by in summary.items()}
+    data = {"settings": {k: v for k, v in vars(args).items() if k != "out"},
+            "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
+                        "load_average": os.getloadavg()},
+            "curves": summary, "savings": savings, "rows": [asdict(row) for row in rows]}
+    (out / "label-next-simulation.json").write_text(json.dumps(data, indent=1, default=str))
+    if plot_it:
+        plot(summary, out / "label-next-simulation.png")
+    return data
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--datasets", nargs="+", choices=("demo", "raccoon"),
+                        default=["demo", "raccoon"])
+    parser.add_argument("--strategies", nargs="+", choices=STRATEGIES, default=list(STRATEGIES))
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--start", type=int, default=20, help="labeled images to start with")
+    parser.add_argument("--step", type=int, default=20, help="images labeled per round")
+    parser.add_argument("--budget", type=parse_duration, default=180.0,
+                        help="training time per round (default 3m)")
+    parser.add_argument("--pool", type=int, help="at most this many pool images")
+    parser.add_argument("--val", type=int, help="at most this many val images")
+    parser.add_argument("--demo-images", type=int, default=300,
+                        help="demo images generated (80%% pool, 20%% val)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--work", type=Path, help="keep the projects and runs here "
+                                                  "(default: a temporary folder)")
+    parser.add_argument("--out", type=Path, help="results folder (default docs/, or "
+                                                 "bench/out/label-next-quick with --quick)")
+    parser.add_argument("--quick", action="store_true",
+                        help="a smoke run: 1 seed, 2 rounds from 8 images by 8, 20 s budget, "
+                             "40 pool and 12 val images")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.seeds, args.rounds, args.start, args.step = 1, 2, 8, 8
+        args.budget, args.pool, args.val, args.demo_images = 20.0, 40, 12, 60
+    out = args.out or (ROOT / "bench" / "out" / "label-next-quick" if args.quick
+                       else ROOT / "docs")
+    with tempfile.TemporaryDirectory(prefix="label-next-") as temporary:
+        work = args.work or Path(temporary)
+        rows: list[Row] = []
+        for name in args.datasets:
+            source = (demo_source(work, args.demo_images) if name == "demo"
+                      else raccoon_source(work))
+            if source is None:
+                continue
+            preset = json.loads((ROOT / "resources" / "configs" / PRESETS[name]).read_text())
+            preset["training"]["eval_every"] = 0  # one evaluation, at the end of the budget
+            config = work / f"{name}-config.json"
+            config.write_text(json.dumps(preset))
+            run_dataset(name, source, args, work, config, rows,
+                        lambda so_far: write_results(so_far, args, out, plot_it=False))
+    if not rows:
+        print("no dataset ran", file=sys.stderr)
+        return 1
+    data = write_results(rows, args, out)
+    for dataset, result in data["savings"].items():
+        print(f"{dataset}: {json.dumps(result)}")
+    for dataset, by in data["curves"].items():
+        for strategy, points in by.items():
+            print(f"{dataset} {strategy}: " + ", ".join(f"{n}: {m:.3f}±{s:.3f}"
+                                                       for n, m, s, _r in points))
+    print(f"wrote {out}/label-next-simulation.{{csv,json,png}}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
