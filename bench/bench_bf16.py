@@ -87,10 +87,12 @@ def speed(repeats: int) -> None:
     print(f"load average after: {os.getloadavg()}")
 
 
-def parity(steps: int, data: str) -> None:
+def parity(steps: int, data: str, keep: Path | None = None) -> None:
     frcnn = str(Path(sys.executable).with_name("frcnn"))
     config = ROOT / "resources" / "configs" / f"{data}-cpu.json"
-    with tempfile.TemporaryDirectory(prefix="bench-bf16-") as folder:
+    with tempfile.TemporaryDirectory(prefix="bench-bf16-") as temporary:
+        folder = temporary if keep is None else str(keep)
+        Path(folder).mkdir(parents=True, exist_ok=True)
         project = Path(folder) / data
         if data == "demo":
             subprocess.run([frcnn, "demo", "--out", str(project)], check=True)
@@ -120,12 +122,13 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--data", nargs="+", choices=("demo", "raccoon"), default=["demo"])
+    parser.add_argument("--keep", type=Path, help="parity: keep the projects and runs here")
     args = parser.parse_args()
     if args.what == "speed":
         speed(args.repeats)
     else:
         for data in args.data:
-            parity(args.steps, data)
+            parity(args.steps, data, args.keep)
 
 
 if __name__ == "__main__":
