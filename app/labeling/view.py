@@ -29,6 +29,7 @@ from .class_panel import ClassPanel
 from .editor import Change, ProjectEditor
 from .image_list import ImageListPanel
 from .image_loader import ImageLoader, LoadedImage
+from .review_panel import ReviewPanel, proposal_box
 
 AUTOSAVE_DELAY_MS = 300
 RETRY_DELAY_MS = 2000
@@ -56,6 +57,9 @@ class LabelingView(QWidget):
         self.side = QSplitter(Qt.Orientation.Vertical)
         self.side.addWidget(self.class_panel)
         self.side.addWidget(self.assist)
+        self.review = ReviewPanel()
+        self.review.checkpoint = self.assist.checkpoint.currentData
+        self.side.addWidget(self.review)
         self.side.setChildrenCollapsible(False)
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.addWidget(self.image_list)
@@ -99,6 +103,9 @@ class LabelingView(QWidget):
         self.canvas.suggestion_activated.connect(self._accept_suggestion)
         self.assist.suggestions_changed.connect(self._show_suggestions)
         self.assist.message.connect(self.message)
+        self.assist.checkpoint.currentIndexChanged.connect(lambda _i: self.review._update())
+        self.review.entry_chosen.connect(self._show_review_entry)
+        self.review.message.connect(self.message)
         self._update_actions()
 
     # --- actions ---
@@ -146,6 +153,10 @@ class LabelingView(QWidget):
         a("skipped", "Mark s&kipped", lambda: self.mark("skipped"), ["Ctrl+K"],
           "Skip this image (left out of training)")
         a("unlabeled", "Mark un&labeled", lambda: self.mark("unlabeled"), [])
+        a("review_accept", "Accept the review's co&rrection", self.review.accept_current, ["Y"],
+          "Review queue: apply the model's correction to the chosen label (undo: Ctrl+Z)")
+        a("review_keep", "&Keep the reviewed label", self.review.keep_current, ["N"],
+          "Review queue: the label is right; go to the next entry")
         for number in range(1, 10):
             a(f"class_{number}", f"Class {number}",
               lambda _checked=False, n=number: self.pick_class(n), [str(number)],
@@ -196,6 +207,7 @@ class LabelingView(QWidget):
         self.loader.forget()
         self.class_panel.set_editor(self.editor)
         self.assist.set_editor(self.editor)
+        self.review.set_editor(self.editor)
         self.canvas.set_categories([] if project is None else project.categories())
         self.canvas.set_boxes(())
         self.canvas.set_message("")
@@ -256,6 +268,9 @@ class LabelingView(QWidget):
         self.image_list.select_image(image_id)
         self.canvas.set_boxes(self.editor.boxes, selected=None)
         self._show_suggestions()
+        entry = self.review.current_entry()
+        self.canvas.set_review_mark(proposal_box(entry) if entry is not None
+                                    and entry.image_id == image_id else None)
         row = self._row
         if row.problem is not None:
             reason = "file not found" if row.problem == "missing" else "file cannot be read"
@@ -492,6 +507,22 @@ class LabelingView(QWidget):
         if self.editor is not None:
             self.editor.accept_suggestions([index])
 
+    # --- review queue ---
+
+    def _show_review_entry(self, entry) -> None:
+        """Show the review entry's image with its label box selected and the model's
+        proposal drawn (None: clear the proposal)."""
+        if entry is None or self.editor is None:
+            self.canvas.set_review_mark(None)
+            return
+        if self.editor.image_id != entry.image_id and not self.show_image(entry.image_id):
+            return
+        self.canvas.set_review_mark(proposal_box(entry))
+        index = entry.box_index
+        self.canvas.select(index if index is not None and index < len(self.editor.boxes)
+                           else None)
+        self._update_actions()
+
     # --- status bar ---
 
     def _show_cursor(self, point: tuple[float, float] | None) -> None:
@@ -523,5 +554,6 @@ class LabelingView(QWidget):
         self.autosave.stop()
         self.flush()
         self.assist.shutdown()
+        self.review.shutdown()
         self.loader.shutdown()
         self.image_list.shutdown()
