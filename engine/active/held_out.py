@@ -4,8 +4,9 @@ made from them (:func:`engine.active.review.score_labels`).
 Two ways, one result (a :class:`~engine.active.review.ReviewQueue`):
 
 - :func:`review_split`: a trained checkpoint on a split it did not train on (by default
-  ``val``; a run's ``job.json`` names its train split, and reviewing that split is refused:
-  a model repeats the labels it learned, errors included).
+  ``val``; a run's ``job.json``, written by the app's Train tab, names its train split, and
+  reviewing that split is refused: a model repeats the labels it learned, errors included;
+  without one, a note says the split could not be checked).
 - :func:`review_kfold`: k-fold over the project's done images: k small models, each trained
   with the CPU preset under a time budget on the other folds, predict their own fold. Every
   done image is reviewed; it costs k trainings.
@@ -119,6 +120,9 @@ def review_split(checkpoint: str | os.PathLike, project: str | os.PathLike,
     progress(0.0, "loading the model")
     predictor = Predictor(checkpoint, categories, device=device, score_floor=SCORE_FLOOR)
     known, notes = _known_notes(predictor, records, categories)
+    if trained is None:
+        notes.append(f"no job.json beside {Path(checkpoint).name} says which split it trained "
+                     f"on: the review is only worth it if that was not {split}")
     done, found, skipped = predict_records(predictor, records, progress=progress, stop=stop,
                                            share=0.95)
     progress(0.95, "scoring the labels")
