@@ -192,7 +192,8 @@ def run_set(name: str, folder: Path, args: argparse.Namespace) -> dict:
     else:
         run = folder / "run"
         code = frcnn(["train", "--project", str(project), "--out", str(run), "--device", "cpu",
-                      "--time-budget", f"{args.budget:g}s", "--seed", str(args.seed)])
+                      "--time-budget", f"{args.budget:g}s", "--seed", str(args.seed),
+                      *(["--lr", str(args.lr)] if args.lr else [])])
         if code != 0:
             raise SystemExit(f"training failed ({code})")
         metrics = [json.loads(line) for line in
@@ -234,6 +235,8 @@ def main() -> None:
                         help="training time per model (default 4m, 2m with --quick)")
     parser.add_argument("--folds", type=int, default=0,
                         help="k-fold over all done images instead of train -> val")
+    parser.add_argument("--lr", type=float, default=None,
+                        help="learning rate for frcnn train (default: the preset's)")
     parser.add_argument("--rate", type=float, default=0.05)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "inject-label-errors")
@@ -245,7 +248,7 @@ def main() -> None:
         args.sets = [s for s in args.sets if s != "raccoon"]
     shutil.rmtree(args.out, ignore_errors=True)
     print(f"machine: {machine()}; load average before: {os.getloadavg()}")
-    print(f"settings: rate {args.rate}, budget {args.budget:g} s, "
+    print(f"settings: rate {args.rate}, budget {args.budget:g} s, lr {args.lr or 'preset'}, "
           f"{f'{args.folds}-fold' if args.folds else 'train -> val'}, seed {args.seed}, "
           f"demo images {args.demo_images}")
     results = []

@@ -242,8 +242,9 @@ def score_labels(images: Sequence[ImageLabels], predictions: Sequence[Sequence[B
     flagged = cl_filter.find_label_issues(labels, preds,
                                           overlapping_label_check=overlapping_label_check)
     entries: list[ReviewEntry] = []
+    reviewed = set(category_ids)
     for n, image in enumerate(images):
-        known = [i for i, c in enumerate(image.category_ids) if c in set(category_ids)]
+        known = [i for i, c in enumerate(image.category_ids) if c in reviewed]
         lab_boxes, lab_classes = labels[n]["bboxes"], labels[n]["labels"]
         pred_rows = np.concatenate(preds[n], axis=0) if preds[n] else np.zeros((0, 5))
         pred_classes = np.concatenate([np.full(len(p), k) for k, p in enumerate(preds[n])])
