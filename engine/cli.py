@@ -816,10 +816,12 @@ def _cmd_review(args: argparse.Namespace) -> int:
 
     if args.checkpoint is not None:
         queue = review_split(args.checkpoint, args.project, args.split,
-                             device=resolve_device(args.device), progress=progress)
+                             device=resolve_device(args.device), confident=args.confident,
+                             progress=progress)
     else:
         queue = review_kfold(args.project, folds=args.folds, budget_s=args.time_budget,
-                             device=args.device, seed=args.seed, progress=progress)
+                             device=args.device, seed=args.seed, confident=args.confident,
+                             progress=progress)
     for path, reason in queue.skipped:
         print(f"frcnn: note: {path}: skipped, {reason}", file=sys.stderr)
     for note in queue.notes:
@@ -830,7 +832,8 @@ def _cmd_review(args: argparse.Namespace) -> int:
         print(json.dumps(queue.to_dict(names, args.top), indent=2))
         return 0
     print(f"{queue.source}: {count(len(queue.entries), 'label')} to review, "
-          f"{count(len(queue.flagged), 'image')} flagged by cleanlab")
+          f"{count(len(queue.flagged), 'image')} flagged by cleanlab; predictions from score "
+          f"{queue.confident:.2f} count as confident")
     for entry in queue.top(args.top):
         data = entry.to_dict(names)
         label = "" if data["box"] is None else f" {data['class']} {data['box']}"
@@ -841,6 +844,18 @@ def _cmd_review(args: argparse.Namespace) -> int:
                 f" -> {data['proposal_class']} {data['proposal']} ({data['proposal_score']:.2f})"
         print(f"{entry.score:.4f}  {entry.kind:16s}  {entry.path}{label}{proposal}")
     return 0
+
+
+def _confident(text: str) -> str | float:
+    if text == "auto":
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a score between 0 and 1, or auto")
+    return value
 
 
 def _add_review_command(commands: argparse._SubParsersAction) -> None:
@@ -859,6 +874,11 @@ def _add_review_command(commands: argparse._SubParsersAction) -> None:
                         help="training time per fold with --folds, e.g. 90s or 4m "
                              "(default: 4m)")
     review.add_argument("--seed", type=int, default=0, help="the folds' shuffle (default: 0)")
+    review.add_argument("--confident", type=_confident, default="auto", metavar="SCORE|auto",
+                        help="the score from which a prediction is sure enough to call a box "
+                             "missing or of another class: 'auto' (default), the model's own "
+                             "level (the score above which it finds 3 of 4 labelled boxes it "
+                             "finds, between 0.5 and 0.95), or a number (cleanlab's: 0.95)")
     review.add_argument("--top", type=int, metavar="N", help="list only the N worst")
     review.add_argument("--json", action="store_true", help="print the queue as JSON")
     review.add_argument("--device", default="auto")

@@ -102,11 +102,12 @@ def _known_notes(predictor: Predictor, records: Sequence[TrainingRecord],
 
 def review_split(checkpoint: str | os.PathLike, project: str | os.PathLike,
                  split: str = "val", *, device: str | torch.device = "cpu",
-                 progress: Progress = _no_progress,
+                 confident: float | str | None = "auto", progress: Progress = _no_progress,
                  stop: Callable[[], bool] = _never) -> ReviewQueue:
-    """The review queue of the done images of ``split`` from ``checkpoint``'s predictions.
-    Raises ValueError when the checkpoint's run trained on ``split`` or the split has no done
-    image; :class:`ReviewCancelledError` when ``stop()`` turns true."""
+    """The review queue of the done images of ``split`` from ``checkpoint``'s predictions
+    (``confident``: see :func:`~engine.active.review.score_labels`). Raises ValueError when
+    the checkpoint's run trained on ``split`` or the split has no done image;
+    :class:`ReviewCancelledError` when ``stop()`` turns true."""
     trained = trained_split(checkpoint)
     if trained is not None and trained == split:
         raise ValueError(f"{checkpoint}: this model trained on the {split} split, so its "
@@ -126,7 +127,7 @@ def review_split(checkpoint: str | os.PathLike, project: str | os.PathLike,
     done, found, skipped = predict_records(predictor, records, progress=progress, stop=stop,
                                            share=0.95)
     progress(0.95, "scoring the labels")
-    queue = score_labels([labels_of(r) for r in done], found, known)
+    queue = score_labels([labels_of(r) for r in done], found, known, confident=confident)
     queue.skipped, queue.notes = skipped, notes
     queue.source = (f"{Path(checkpoint).name} on the {split} split "
                     f"({count(len(done), 'image')})")
@@ -148,7 +149,8 @@ def fold_assignment(image_ids: Sequence[int], folds: int, seed: int = 0) -> dict
 
 def review_kfold(project: str | os.PathLike, *, folds: int = DEFAULT_FOLDS,
                  budget_s: float = DEFAULT_FOLD_BUDGET_S, device: str = "auto", seed: int = 0,
-                 work: str | os.PathLike | None = None, progress: Progress = _no_progress,
+                 work: str | os.PathLike | None = None, confident: float | str | None = "auto",
+                 progress: Progress = _no_progress,
                  stop: Callable[[], bool] = _never) -> ReviewQueue:
     """The review queue of every done image of ``project`` by k-fold: for each fold, a model
     trained (CPU preset fitted to the data, ``budget_s`` seconds) on the other folds predicts
@@ -212,7 +214,7 @@ def review_kfold(project: str | os.PathLike, *, folds: int = DEFAULT_FOLDS,
             temporary.cleanup()
     progress(0.99, "scoring the labels")
     known = [c.id for c in categories]
-    queue = score_labels(labels, found, known)
+    queue = score_labels(labels, found, known, confident=confident)
     queue.skipped, queue.notes = skipped, notes
     queue.source = (f"{folds}-fold over {count(len(labels), 'done image')} "
                     f"({budget_s:g} s of training per fold)")

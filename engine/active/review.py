@@ -50,6 +50,8 @@ KINDS = (MISSING, BADLOC, SWAP)
 
 Box = tuple[float, float, float, float]  # x0, y0, x1, y1 in displayed-image pixels
 Progress = Callable[[float, str], None]
+# "auto" confidence: the score above which the model finds three of four label boxes it finds.
+AUTO_QUANTILE = 0.25
 
 
 class ReviewCancelledError(RuntimeError):
@@ -152,12 +154,24 @@ class ReviewQueue:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     source: str = ""
+    confident: float | None = None  # the score from which a prediction counted as confident
+    # What it was scored from (images, predictions, category ids), for :meth:`rescored`.
+    inputs: tuple | None = field(default=None, repr=False)
+
+    def rescored(self, confident: float | str | None) -> ReviewQueue:
+        """The same predictions scored with another ``confident`` level (no model runs)."""
+        if self.inputs is None:
+            raise ValueError("this queue keeps no predictions to score again")
+        queue = score_labels(*self.inputs, confident=confident)
+        queue.skipped, queue.notes, queue.source = self.skipped, self.notes, self.source
+        return queue
 
     def top(self, n: int | None) -> list[ReviewEntry]:
         return list(self.entries if n is None else self.entries[:max(n, 0)])
 
     def to_dict(self, names: Mapping[int, str] | None = None, top: int | None = None) -> dict:
-        return {"source": self.source, "images": len(self.image_scores),
+        return {"source": self.source, "confident": self.confident,
+                "images": len(self.image_scores),
                 "flagged_images": len(self.flagged), "entries": len(self.entries),
                 "queue": [e.to_dict(names) for e in self.top(top)],
                 "skipped": [{"path": p, "reason": r} for p, r in self.skipped],
@@ -212,30 +226,79 @@ def _similarity(labels: np.ndarray, predicted: np.ndarray, alpha: float,
 
 # ---------------------------------------------------------------------- the queue
 
-def score_labels(images: Sequence[ImageLabels], predictions: Sequence[Sequence[BoxRecord]],
-                 category_ids: Sequence[int], *,
-                 overlapping_label_check: bool = True) -> ReviewQueue:
-    """The review queue of ``images`` (labels) against ``predictions`` (per image, the model's
-    boxes with their scores, project category ids) over the classes ``category_ids``; see the
-    module docstring. Raises ValueError when the lists differ in length."""
-    if len(images) != len(predictions):
-        raise ValueError(f"{len(images)} images but {len(predictions)} prediction lists")
-    queue = ReviewQueue()
-    if not images or not category_ids:
-        return queue
+def matched_score(images: Sequence[ImageLabels], predictions: Sequence[Sequence[BoxRecord]],
+                  *, quantile: float = AUTO_QUANTILE, iou_threshold: float = 0.5
+                  ) -> float | None:
+    """How sure the model is when it is right: for each label box, the best score among the
+    predictions of its class at IoU >= ``iou_threshold``; of those, the ``quantile`` (by
+    default the lower quartile: three of four boxes the model finds, it finds at least this
+    sure). None when it finds no label box. The level of :func:`confident_level`'s "auto"."""
+    found = []
+    for image, boxes in zip(images, predictions):
+        for box, category_id in zip(image.boxes, image.category_ids):
+            best = [p.score for p in boxes if p.category_id == category_id
+                    and p.score is not None and _iou(box, (p.x0, p.y0, p.x1, p.y1))
+                    >= iou_threshold]
+            if best:
+                found.append(max(best))
+    return float(np.quantile(found, quantile)) if found else None
+
+
+def _iou(a: Box, b: Box) -> float:
+    width = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    height = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = width * height
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def confident_level(confident: float | str | None, images: Sequence[ImageLabels],
+                    predictions: Sequence[Sequence[BoxRecord]]) -> float:
+    """The score from which a prediction counts as confident (missing boxes, swapped classes):
+    ``None``, cleanlab's own 0.95; a number, that; ``"auto"``, the model's
+    :func:`matched_score`, at most 0.95 and at least 0.5 (cleanlab's level for badly placed
+    boxes). Raises ValueError for anything else."""
     from cleanlab.internal.constants import (
-        ALPHA,
-        EUC_FACTOR,
         HIGH_PROBABILITY_THRESHOLD,
         LOW_PROBABILITY_THRESHOLD,
     )
+
+    if confident is None:
+        return HIGH_PROBABILITY_THRESHOLD
+    if confident == "auto":
+        level = matched_score(images, predictions)
+        return HIGH_PROBABILITY_THRESHOLD if level is None else \
+            min(max(level, LOW_PROBABILITY_THRESHOLD), HIGH_PROBABILITY_THRESHOLD)
+    if isinstance(confident, (int, float)) and 0 < confident < 1:
+        return float(confident)
+    raise ValueError(f"confident: give a score between 0 and 1 or 'auto', not {confident!r}")
+
+
+def score_labels(images: Sequence[ImageLabels], predictions: Sequence[Sequence[BoxRecord]],
+                 category_ids: Sequence[int], *, confident: float | str | None = "auto",
+                 overlapping_label_check: bool = True) -> ReviewQueue:
+    """The review queue of ``images`` (labels) against ``predictions`` (per image, the model's
+    boxes with their scores, project category ids) over the classes ``category_ids``; see the
+    module docstring. ``confident``: the score from which a prediction is confident enough to
+    say a box is missing or of another class (:func:`confident_level`: ``"auto"``, this model's
+    own level, by default; None for cleanlab's 0.95; cleanlab's image scores keep 0.95).
+    Raises ValueError when the lists differ in length."""
+    if len(images) != len(predictions):
+        raise ValueError(f"{len(images)} images but {len(predictions)} prediction lists")
+    queue = ReviewQueue(inputs=(list(images), list(predictions), list(category_ids)))
+    if not images or not category_ids:
+        return queue
+    from cleanlab.internal.constants import ALPHA, EUC_FACTOR, LOW_PROBABILITY_THRESHOLD
     from cleanlab.object_detection import filter as cl_filter
     from cleanlab.object_detection import rank
 
+    high = confident_level(confident, images, predictions)
     labels, preds = cleanlab_inputs(images, predictions, category_ids)
-    overlooked = rank.compute_overlooked_box_scores(labels=labels, predictions=preds)
+    overlooked = rank.compute_overlooked_box_scores(labels=labels, predictions=preds,
+                                                    high_probability_threshold=high)
     badloc = rank.compute_badloc_box_scores(labels=labels, predictions=preds)
     swap = rank.compute_swap_box_scores(labels=labels, predictions=preds,
+                                        high_probability_threshold=high,
                                         overlapping_label_check=overlapping_label_check)
     image_scores = rank.get_label_quality_scores(
         labels, preds, overlapping_label_check=overlapping_label_check, verbose=False)
@@ -274,7 +337,7 @@ def score_labels(images: Sequence[ImageLabels], predictions: Sequence[Sequence[B
                 best = int(same[np.argmax(similarity[i, same])]) if len(same) else None
                 candidates.append(entry(BADLOC, badloc[n][i], i, best))
             other = np.where((pred_classes != lab_classes[i])
-                             & (pred_rows[:, 4] > HIGH_PROBABILITY_THRESHOLD))[0]
+                             & (pred_rows[:, 4] > high))[0]
             if np.isfinite(swap[n][i]) and swap[n][i] < 1.0:
                 best = int(other[np.argmax(similarity[i, other])]) if len(other) else None
                 # A prediction of another class nowhere on the box is no evidence (its score
@@ -288,4 +351,5 @@ def score_labels(images: Sequence[ImageLabels], predictions: Sequence[Sequence[B
     queue.entries = entries
     queue.image_scores = {image.image_id: float(s) for image, s in zip(images, image_scores)}
     queue.flagged = [image.image_id for image, f in zip(images, flagged) if f]
+    queue.confident = high
     return queue

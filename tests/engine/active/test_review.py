@@ -19,6 +19,8 @@ from engine.active.review import (
     ImageLabels,
     ReviewCancelledError,
     cleanlab_inputs,
+    confident_level,
+    matched_score,
     score_labels,
 )
 from engine.cli import main
@@ -93,7 +95,9 @@ def test_scores_are_cleanlabs_own():
     from cleanlab.object_detection import rank
 
     images, predictions = known_case()
-    queue = score_labels(images, predictions, [CAT, DOG])
+    # With cleanlab's own confidence level (None: 0.95) every call is cleanlab's default one.
+    queue = score_labels(images, predictions, [CAT, DOG], confident=None)
+    assert queue.confident == 0.95
     labels, preds = cleanlab_inputs(images, predictions, [CAT, DOG])
     overlooked = rank.compute_overlooked_box_scores(labels=labels, predictions=preds)
     badloc = rank.compute_badloc_box_scores(labels=labels, predictions=preds)
@@ -111,6 +115,36 @@ def test_scores_are_cleanlabs_own():
         assert entry.image_score == pytest.approx(image_scores[n])
         assert entry.image_flagged == bool(flagged[n])
     assert list(queue.image_scores.values()) == pytest.approx(list(image_scores))
+
+
+def test_a_less_sure_model_counts_as_confident_from_its_own_level():
+    """The known case with every score 0.1 lower (the dog on the labelled cat at 0.92): at
+    cleanlab's 0.95 no prediction is confident, so the missing box and the swapped class go
+    unseen; at the model's own level (the lower quartile of its scores on the labels it finds)
+    both are found again, with cleanlab's functions given that level."""
+    from cleanlab.object_detection import rank
+
+    images, predictions = known_case()
+    unsure = [[BoxRecord(p.x0, p.y0, p.x1, p.y1, p.category_id, source="predicted",
+                         score=p.score - 0.1) for p in found] for found in predictions]
+    unsure[3] = [predicted((10, 10, 50, 50), DOG, 0.92)]  # the dog on the cat: above 0.89
+    fixed = score_labels(images, unsure, [CAT, DOG], confident=None)
+    assert {e.kind for e in fixed.entries if e.score < 0.5} == {BADLOC}
+    # The labels it finds (not the shifted nor the swapped one), at 0.89, 0.88, 0.89, 0.89,
+    # 0.89: the lower quartile 0.89.
+    assert matched_score(images, unsure) == pytest.approx(0.89)
+    auto = score_labels(images, unsure, [CAT, DOG])
+    assert auto.confident == pytest.approx(0.89)
+    worst = {e.image_id: e.kind for e in auto.entries[:3]}
+    assert worst == {2: MISSING, 3: BADLOC, 4: SWAP}
+    labels, preds = cleanlab_inputs(images, unsure, [CAT, DOG])
+    swap = rank.compute_swap_box_scores(labels=labels, predictions=preds,
+                                        high_probability_threshold=auto.confident)
+    assert next(e.score for e in auto.entries if e.kind == SWAP) == pytest.approx(swap[3][0])
+    assert auto.rescored(None).confident == 0.95
+    assert confident_level(0.7, images, unsure) == 0.7
+    with pytest.raises(ValueError):
+        confident_level("sure", images, unsure)
 
 
 def test_cleanlab_inputs_are_per_class_arrays_and_leave_out_unknown_classes():
