@@ -6,13 +6,13 @@ train on, scored by cleanlab's object-detection module (ObjectLab).
 
 Three kinds of entry, each scored per box by cleanlab (``cleanlab.object_detection.rank``):
 
-- ``"missing box"`` (cleanlab's *overlooked*): a confident prediction (score >= 0.95) that no
+- ``"missing box"`` (cleanlab's *overlooked*): a confident prediction (see below) that no
   label box overlaps at all. Score from :func:`compute_overlooked_box_scores`, one per
   prediction; the proposal is the predicted box and class ("add it").
 - ``"badly placed box"`` (*badloc*): a label box whose best overlapping prediction of its own
   class (score > 0.5) fits it poorly. Score from :func:`compute_badloc_box_scores`, one per
   label box; the proposal is that prediction's box ("move the box there").
-- ``"swapped class"`` (*swap*): a label box on which a confident prediction (score > 0.95) of
+- ``"swapped class"`` (*swap*): a label box on which a confident prediction of
   another class sits. Score from :func:`compute_swap_box_scores`, one per label box; the
   proposal is that prediction's class ("change the class"); a box no such prediction overlaps
   is left out. A box labelled twice with two classes (cleanlab's overlapping-label check, IoU
@@ -27,6 +27,12 @@ by score, worst first; each entry also carries its image's label quality score
 image. Source: Tkachenko, Thyagarajan and Mueller, "ObjectLab: Automated Diagnosis of
 Mislabeled Images in Object Detection Data" (ICML 2023 workshop), cleanlab 2.9's
 ``cleanlab/object_detection/rank.py``.
+
+"Confident" (missing boxes, swapped classes) is cleanlab's 0.95 unless ``confident`` says
+otherwise; by default (``"auto"``) it is the model's own level, the lower quartile of its best
+scores on the label boxes it finds (:func:`matched_score`), kept within cleanlab's 0.5..0.95:
+a model trained for minutes on a CPU finds most objects at 0.85-0.95, and at a fixed 0.95
+cleanlab would never call a box missing (``bench/inject_label_errors.py`` measures both).
 
 Predictions should be all of a model's detections down to a low score
 (:data:`engine.assist.SCORE_FLOOR`, 0.05): cleanlab weighs them itself. The model must not
