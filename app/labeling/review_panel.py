@@ -237,9 +237,11 @@ class ReviewPanel(QWidget):
             self.summary.setText("")
         else:
             notes = "".join(f"\n{note}" for note in queue.notes)
+            sure = "" if queue.confident is None else \
+                f" Predictions from score {queue.confident:.2f} count as confident."
             self.summary.setText(f"{queue.source}: {count(len(entries), 'label')} to look at, "
                                  f"worst first; {count(len(queue.flagged), 'image')} flagged."
-                                 f"{notes}")
+                                 f"{sure}{notes}")
         if entries:
             self.table.selectRow(0)
         else:
