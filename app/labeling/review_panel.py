@@ -91,6 +91,7 @@ class ReviewPanel(QWidget):
         self.source.setToolTip("Predictions must come from a model that did not train on the "
                                "images reviewed: the chosen model (suggestions panel) on its "
                                "val or test split, or k-fold training")
+        self.source.currentIndexChanged.connect(lambda _index: self.update_buttons())
         self.run_button = QPushButton("Review labels")
         self.cancel = QPushButton("Cancel")
         self.progress = QProgressBar()
@@ -131,7 +132,7 @@ class ReviewPanel(QWidget):
         layout.addWidget(self.summary)
         layout.addWidget(self.table, 1)
         layout.addLayout(decide)
-        self._update()
+        self.update_buttons()
 
     # --- state ------------------------------------------------------------------------------
 
@@ -150,7 +151,8 @@ class ReviewPanel(QWidget):
             return None
         return self.queue.entries[row]
 
-    def _update(self) -> None:
+    def update_buttons(self) -> None:
+        """Enable what can be done now (the view calls it when the chosen model changes)."""
         running = self.running
         needs_model = self.source.currentData() != KFOLD
         self.run_button.setEnabled(self.editor is not None and not running
@@ -186,7 +188,7 @@ class ReviewPanel(QWidget):
             _run_review, source, checkpoint, self.editor.project.folder,
             on_done=self._done, on_error=self._failed, on_progress=self._progressed)
         self.message.emit("Reviewing the labels…")
-        self._update()
+        self.update_buttons()
 
     def _progressed(self, fraction: float, text: str) -> None:
         self.progress.setValue(round(fraction * PROGRESS_STEPS))
@@ -203,14 +205,14 @@ class ReviewPanel(QWidget):
     def _failed(self, error: BaseException, _details: str) -> None:
         self._task = None
         self.message.emit(f"Review failed: {error}")
-        self._update()
+        self.update_buttons()
 
     def cancel_run(self) -> None:
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
             self.message.emit("Review cancelled.")
-        self._update()
+        self.update_buttons()
 
     def shutdown(self) -> None:
         self.cancel_run()
@@ -246,10 +248,10 @@ class ReviewPanel(QWidget):
             self.table.selectRow(0)
         else:
             self.entry_chosen.emit(None)
-        self._update()
+        self.update_buttons()
 
     def _selection_changed(self) -> None:
-        self._update()
+        self.update_buttons()
         self.entry_chosen.emit(self.current_entry())
 
     def _decide(self, decision: str) -> None:
@@ -260,7 +262,7 @@ class ReviewPanel(QWidget):
         if following:
             self.table.selectRow(following[0])
         else:
-            self._update()
+            self.update_buttons()
 
     def accept_current(self) -> None:
         """Apply the current entry's correction to its image (shown by then) as one edit."""

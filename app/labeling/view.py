@@ -103,7 +103,7 @@ class LabelingView(QWidget):
         self.canvas.suggestion_activated.connect(self._accept_suggestion)
         self.assist.suggestions_changed.connect(self._show_suggestions)
         self.assist.message.connect(self.message)
-        self.assist.checkpoint.currentIndexChanged.connect(lambda _i: self.review._update())
+        self.assist.checkpoint.currentIndexChanged.connect(lambda _i: self.review.update_buttons())
         self.review.entry_chosen.connect(self._show_review_entry)
         self.review.message.connect(self.message)
         self._update_actions()
