@@ -864,6 +864,95 @@ def _add_rank_command(commands: argparse._SubParsersAction) -> None:
     rank.set_defaults(func=_cmd_rank)
 
 
+def _cmd_review(args: argparse.Namespace) -> int:
+    from .active.held_out import review_kfold, review_split
+    from .data.project import Project
+    from .training.trainer import resolve_device
+
+    if (args.checkpoint is None) == (args.folds is None):
+        print("frcnn: error: give --checkpoint (a model that did not train on --split) or "
+              "--folds K (train K models, each predicting the images it left out)",
+              file=sys.stderr)
+        return 2
+    last = [""]
+
+    def progress(fraction: float, text: str) -> None:
+        line = f"review: {100 * fraction:3.0f}% {text}"
+        if line != last[0]:
+            last[0] = line
+            print(line, file=sys.stderr, flush=True)
+
+    if args.checkpoint is not None:
+        queue = review_split(args.checkpoint, args.project, args.split,
+                             device=resolve_device(args.device), confident=args.confident,
+                             progress=progress)
+    else:
+        queue = review_kfold(args.project, folds=args.folds, budget_s=args.time_budget,
+                             device=args.device, seed=args.seed, confident=args.confident,
+                             progress=progress)
+    for path, reason in queue.skipped:
+        print(f"frcnn: note: {path}: skipped, {reason}", file=sys.stderr)
+    for note in queue.notes:
+        print(f"frcnn: note: {note}", file=sys.stderr)
+    with Project.open(args.project, read_only=True) as store:
+        names = {c.id: c.name for c in store.categories()}
+    if args.json:
+        print(json.dumps(queue.to_dict(names, args.top), indent=2))
+        return 0
+    print(f"{queue.source}: {count(len(queue.entries), 'label')} to review, "
+          f"{count(len(queue.flagged), 'image')} flagged by cleanlab; predictions from score "
+          f"{queue.confident:.2f} count as confident")
+    for entry in queue.top(args.top):
+        data = entry.to_dict(names)
+        label = "" if data["box"] is None else f" {data['class']} {data['box']}"
+        if entry.kind == "swapped class":
+            proposal = f" -> {data['proposal_class']}" if data["proposal_class"] else ""
+        else:
+            proposal = "" if data["proposal"] is None else \
+                f" -> {data['proposal_class']} {data['proposal']} ({data['proposal_score']:.2f})"
+        print(f"{entry.score:.4f}  {entry.kind:16s}  {entry.path}{label}{proposal}")
+    return 0
+
+
+def _confident(text: str) -> str | float:
+    if text == "auto":
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a score between 0 and 1, or auto")
+    return value
+
+
+def _add_review_command(commands: argparse._SubParsersAction) -> None:
+    review = commands.add_parser(
+        "review", help="labels that look wrong (missing boxes, badly placed boxes, swapped "
+                       "classes), scored by cleanlab from a model that did not train on them")
+    review.add_argument("--project", type=Path, required=True)
+    review.add_argument("--checkpoint", type=Path,
+                        help="a model trained on another split than --split")
+    review.add_argument("--split", default="val", help="the split to review with --checkpoint "
+                                                       "(default: val)")
+    review.add_argument("--folds", type=int, metavar="K",
+                        help="instead of --checkpoint: train K models, each on the other folds "
+                             "of the done images, to review them all (slow on a CPU)")
+    review.add_argument("--time-budget", type=parse_duration, default=240.0, metavar="TIME",
+                        help="training time per fold with --folds, e.g. 90s or 4m "
+                             "(default: 4m)")
+    review.add_argument("--seed", type=int, default=0, help="the folds' shuffle (default: 0)")
+    review.add_argument("--confident", type=_confident, default="auto", metavar="SCORE|auto",
+                        help="the score from which a prediction is sure enough to call a box "
+                             "missing or of another class: 'auto' (default), the model's own "
+                             "level (the score above which it finds 3 of 4 labelled boxes it "
+                             "finds, between 0.5 and 0.95), or a number (cleanlab's: 0.95)")
+    review.add_argument("--top", type=int, metavar="N", help="list only the N worst")
+    review.add_argument("--json", action="store_true", help="print the queue as JSON")
+    review.add_argument("--device", default="auto")
+    review.set_defaults(func=_cmd_review)
+
+
 # What `frcnn --help` says first: for the user of the command, not the code's reader.
 HELP_DESCRIPTION = ("Faster R-CNN Workbench on the command line: import and export annotations, "
                     "train and evaluate a detector, look inside it on an image, export a "
@@ -894,6 +983,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_export_command(commands)
     _add_diagnose_command(commands)
     _add_rank_command(commands)
+    _add_review_command(commands)
     return parser
 
 

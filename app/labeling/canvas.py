@@ -112,6 +112,8 @@ class LabelCanvas(QWidget):
         # A model's suggestions shown dashed: (index in the editor's list, box) pairs.
         self._suggestions: tuple[tuple[int, BoxRecord], ...] = ()
         self.selected_suggestion: int | None = None
+        # The model's proposal for the review entry shown (drawn dotted on a white line).
+        self.review_mark: BoxRecord | None = None
         self._hover: int | None = None
         self._cursor: tuple[float, float] | None = None
         self._drag: _Drag | None = None
@@ -173,6 +175,11 @@ class LabelCanvas(QWidget):
         shown = {index for index, _box in self._suggestions}
         if self.selected_suggestion not in shown:
             self._select_suggestion(None)
+        self.update()
+
+    def set_review_mark(self, box: BoxRecord | None) -> None:
+        """Draw ``box`` as the model's proposal for the label under review (None: none)."""
+        self.review_mark = box
         self.update()
 
     def _select_suggestion(self, index: int | None) -> None:
@@ -284,6 +291,7 @@ class LabelCanvas(QWidget):
             self._paint_image(painter)
             self._paint_suggestions(painter)
             self._paint_boxes(painter)
+            self._paint_review_mark(painter)
             if self.mode == DRAW and self._cursor is not None:
                 self._paint_crosshair(painter)
         elif self._message:
@@ -401,6 +409,28 @@ class LabelCanvas(QWidget):
             painter.fillRect(tag, color)
             painter.setPen(QColor("white"))
             painter.drawText(tag, Qt.AlignmentFlag.AlignCenter, text)
+
+    def _paint_review_mark(self, painter: QPainter) -> None:
+        """The review's proposal: a dotted line in its class colour over a white one, tagged
+        "model: CLASS" below its bottom edge, so it is told apart from labels and suggestions."""
+        box = self.review_mark
+        if box is None:
+            return
+        widget_rect = self.image_rect_to_widget(geometry.rect(box))
+        for color, width, style in ((QColor("white"), 4, Qt.PenStyle.SolidLine),
+                                    (self._color(box.category_id), 2, Qt.PenStyle.DotLine)):
+            pen = QPen(color, width, style)
+            pen.setCosmetic(True)
+            painter.setPen(pen)
+            painter.drawRect(widget_rect)
+        painter.setFont(self._font)
+        text = f"model: {self._tag_text(box)}"
+        tag_height = self._font_metrics.height() + 2
+        tag = QRectF(widget_rect.left(), widget_rect.bottom(),
+                     self._font_metrics.horizontalAdvance(text) + 6, tag_height)
+        painter.fillRect(tag, QColor("white"))
+        painter.setPen(QColor("black"))
+        painter.drawText(tag, Qt.AlignmentFlag.AlignCenter, text)
 
     def _paint_tag(self, painter: QPainter, box: BoxRecord, widget_rect: QRectF,
                    tag_height: float) -> None:

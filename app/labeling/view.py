@@ -30,6 +30,7 @@ from .editor import Change, ProjectEditor
 from .image_list import ImageListPanel
 from .image_loader import ImageLoader, LoadedImage
 from .label_next import LabelNextRanker
+from .review_panel import ReviewPanel, proposal_box
 
 AUTOSAVE_DELAY_MS = 300
 RETRY_DELAY_MS = 2000
@@ -57,6 +58,9 @@ class LabelingView(QWidget):
         self.side = QSplitter(Qt.Orientation.Vertical)
         self.side.addWidget(self.class_panel)
         self.side.addWidget(self.assist)
+        self.review = ReviewPanel()
+        self.review.checkpoint = self.assist.checkpoint.currentData
+        self.side.addWidget(self.review)
         self.side.setChildrenCollapsible(False)
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.addWidget(self.image_list)
@@ -106,6 +110,9 @@ class LabelingView(QWidget):
         self.ranker.progressed.connect(self.image_list.show_ranking_progress)
         self.ranker.finished.connect(self._label_next_ranked)
         self.ranker.failed.connect(self._label_next_failed)
+        self.assist.checkpoint.currentIndexChanged.connect(lambda _i: self.review.update_buttons())
+        self.review.entry_chosen.connect(self._show_review_entry)
+        self.review.message.connect(self.message)
         self._update_actions()
 
     # --- actions ---
@@ -153,6 +160,10 @@ class LabelingView(QWidget):
         a("skipped", "Mark s&kipped", lambda: self.mark("skipped"), ["Ctrl+K"],
           "Skip this image (left out of training)")
         a("unlabeled", "Mark un&labeled", lambda: self.mark("unlabeled"), [])
+        a("review_accept", "Accept the review's co&rrection", self.review.accept_current, ["Y"],
+          "Review queue: apply the model's correction to the chosen label (undo: Ctrl+Z)")
+        a("review_keep", "&Keep the reviewed label", self.review.keep_current, ["N"],
+          "Review queue: the label is right; go to the next entry")
         for number in range(1, 10):
             a(f"class_{number}", f"Class {number}",
               lambda _checked=False, n=number: self.pick_class(n), [str(number)],
@@ -204,6 +215,7 @@ class LabelingView(QWidget):
         self.loader.forget()
         self.class_panel.set_editor(self.editor)
         self.assist.set_editor(self.editor)
+        self.review.set_editor(self.editor)
         self.canvas.set_categories([] if project is None else project.categories())
         self.canvas.set_boxes(())
         self.canvas.set_message("")
@@ -264,6 +276,9 @@ class LabelingView(QWidget):
         self.image_list.select_image(image_id)
         self.canvas.set_boxes(self.editor.boxes, selected=None)
         self._show_suggestions()
+        entry = self.review.current_entry()
+        self.canvas.set_review_mark(proposal_box(entry) if entry is not None
+                                    and entry.image_id == image_id else None)
         row = self._row
         if row.problem is not None:
             reason = "file not found" if row.problem == "missing" else "file cannot be read"
@@ -540,6 +555,22 @@ class LabelingView(QWidget):
         self.image_list.set_ranking(None)
         self.message.emit(f"Could not rank the images: {text}")
 
+    # --- review queue ---
+
+    def _show_review_entry(self, entry) -> None:
+        """Show the review entry's image with its label box selected and the model's
+        proposal drawn (None: clear the proposal)."""
+        if entry is None or self.editor is None:
+            self.canvas.set_review_mark(None)
+            return
+        if self.editor.image_id != entry.image_id and not self.show_image(entry.image_id):
+            return
+        self.canvas.set_review_mark(proposal_box(entry))
+        index = entry.box_index
+        self.canvas.select(index if index is not None and index < len(self.editor.boxes)
+                           else None)
+        self._update_actions()
+
     # --- status bar ---
 
     def _show_cursor(self, point: tuple[float, float] | None) -> None:
@@ -572,5 +603,6 @@ class LabelingView(QWidget):
         self.flush()
         self.assist.shutdown()
         self.ranker.shutdown()
+        self.review.shutdown()
         self.loader.shutdown()
         self.image_list.shutdown()
