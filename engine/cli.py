@@ -899,7 +899,7 @@ def _cmd_review(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(queue.to_dict(names, args.top), indent=2))
         return 0
-    print(f"{queue.source}: {count(len(queue.entries), 'label')} to review, "
+    print(f"{queue.source}: {count(len(queue.entries), 'entry')}, worst first; "
           f"{count(len(queue.flagged), 'image')} flagged by cleanlab; predictions from score "
           f"{queue.confident:.2f} count as confident")
     for entry in queue.top(args.top):

@@ -198,7 +198,8 @@ class ReviewPanel(QWidget):
         self._task = None
         self.show_queue(queue)
         skipped = f"; {count(len(queue.skipped), 'image')} skipped" if queue.skipped else ""
-        self.message.emit(f"Review: {count(len(queue.entries), 'label')} to look at{skipped}.")
+        self.message.emit(f"Review: {count(len(queue.entries), 'entry')}, worst first; "
+                          f"{count(len(queue.flagged), 'image')} flagged{skipped}.")
         for path, reason in queue.skipped:
             self.message.emit(f"{path}: skipped, {reason}")
 
@@ -241,9 +242,10 @@ class ReviewPanel(QWidget):
             notes = "".join(f"\n{note}" for note in queue.notes)
             sure = "" if queue.confident is None else \
                 f" Predictions from score {queue.confident:.2f} count as confident."
-            self.summary.setText(f"{queue.source}: {count(len(entries), 'label')} to look at, "
-                                 f"worst first; {count(len(queue.flagged), 'image')} flagged."
-                                 f"{sure}{notes}")
+            self.summary.setText(f"{queue.source}: {count(len(entries), 'entry')}, worst "
+                                 "first (the lower the score, the likelier the label is "
+                                 f"wrong); cleanlab flags {count(len(queue.flagged), 'image')} "
+                                 f"as likely wrong.{sure}{notes}")
         if entries:
             self.table.selectRow(0)
         else:

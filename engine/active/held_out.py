@@ -54,13 +54,27 @@ def labels_of(record: TrainingRecord) -> ImageLabels:
 
 
 def trained_split(checkpoint: str | os.PathLike) -> str | None:
-    """The split the checkpoint's run trained on, from ``job.json`` beside it (the run folder
-    the app and ``frcnn train`` write); None when there is no readable one."""
-    job = Path(checkpoint).resolve().parent / "job.json"
+    """The split the checkpoint's run trained on: from ``job.json`` beside it (the run folder
+    the app's Train tab writes), else ``"train"`` when an ``events.jsonl`` beside it holds a
+    ``started`` event (a run of ``frcnn train``, which always trains on the train split);
+    None when neither says (a checkpoint from elsewhere)."""
+    folder = Path(checkpoint).resolve().parent
     try:
-        return json.loads(job.read_text(encoding="utf-8")).get("train_split", "train")
+        return json.loads((folder / "job.json").read_text(encoding="utf-8")).get(
+            "train_split", "train")
     except (OSError, ValueError, AttributeError):
-        return None
+        pass
+    try:
+        with open(folder / "events.jsonl", encoding="utf-8") as events:
+            for line in events:
+                try:
+                    if json.loads(line).get("event") == "started":
+                        return "train"
+                except (ValueError, AttributeError):
+                    continue  # a line cut short by a kill
+    except OSError:
+        pass
+    return None
 
 
 def predict_records(predictor: Predictor, records: Sequence[TrainingRecord], *,

@@ -241,7 +241,7 @@ def test_frcnn_review_prints_the_queue_and_progress(tiny, capsys):
     assert main(["review", "--checkpoint", str(checkpoint), "--project", str(project),
                  "--top", "2"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert "to review" in lines[0] and len(lines) <= 3
+    assert "worst first" in lines[0] and len(lines) <= 3
 
 
 @pytest.mark.slow
@@ -261,3 +261,19 @@ def test_frcnn_review_needs_a_checkpoint_or_folds(tiny, capsys):
     project, _checkpoint, _broken = tiny
     assert main(["review", "--project", str(project)]) == 2
     assert "--folds" in capsys.readouterr().err
+
+
+def test_the_trained_split_is_read_from_the_app_job_or_a_cli_run_log(tmp_path):
+    from engine.active.held_out import trained_split
+
+    app_run, cli_run, elsewhere = tmp_path / "app", tmp_path / "cli", tmp_path / "other"
+    for folder in (app_run, cli_run, elsewhere):
+        folder.mkdir()
+    (app_run / "job.json").write_text(json.dumps({"train_split": "test"}))
+    # frcnn train writes no job.json; its events.jsonl starts with these two events.
+    (cli_run / "events.jsonl").write_text(
+        '{"event": "hello", "time": 1.0, "protocol": 1, "pid": 7}\n'
+        '{"event": "started", "time": 2.0, "device": "cpu", "train_images": 4}\n')
+    assert trained_split(app_run / "best.pt") == "test"
+    assert trained_split(cli_run / "best.pt") == "train"
+    assert trained_split(elsewhere / "best.pt") is None
