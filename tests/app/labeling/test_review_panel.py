@@ -129,7 +129,11 @@ def test_a_review_runs_off_the_gui_thread_and_lists_its_queue(qtbot, window, mod
     review.run_button.click()
     assert review.running and review.cancel.isEnabled() and not review.run_button.isEnabled()
     qtbot.waitUntil(lambda: not review.running, timeout=120000)
-    assert "predicting: image 4 of 4" in seen and not review.progress.isVisible()
+    # The runner delivers the latest progress when the GUI thread gets to it (steps between
+    # may be skipped), in order.
+    predicting = [t for t in seen if t.startswith("predicting: image ")]
+    assert predicting and predicting == sorted(predicting), seen
+    assert not review.progress.isVisible()
     assert review.queue is not None and len(review.queue.image_scores) == 4
     assert review.table.rowCount() == len(review.queue.entries)
     assert "on the val split" in review.summary.text()
