@@ -4,28 +4,18 @@ unlabeled ones, the score thresholds, accepting and rejecting, and what reaches 
 from __future__ import annotations
 
 import pytest
-import torch
 from PySide6.QtCore import Qt
 
-from engine import build_model
 from engine.data.demo import CLASSES
-from engine.detector.checkpoint import ClassInfo, save_detector
 
-from .conftest import wait_for_full_image
+from .conftest import random_run_checkpoint, wait_for_full_image
 
 
 @pytest.fixture
 def model_run(demo_folder):
     """A checkpoint in the project's runs folder, as training leaves it. Random weights with a
     sharpened classifier: (meaningless) boxes scoring about 0.6 to 0.8 on every image."""
-    torch.manual_seed(0)
-    model = build_model("resnet18", num_classes=len(CLASSES) + 1, min_size=224, max_size=320)
-    with torch.no_grad():
-        model.roi_heads.box_predictor.cls_score.weight.mul_(3)
-    folder = demo_folder / "runs" / "2026-11-25_10-00-00"
-    folder.mkdir(parents=True)
-    classes = [ClassInfo(i + 1, name, i + 1) for i, name in enumerate(CLASSES)]
-    return save_detector(folder / "best.pt", model, classes)
+    return random_run_checkpoint(demo_folder, min_size=224, max_size=320, sharpen=3)
 
 
 def _predict_current(qtbot, view):

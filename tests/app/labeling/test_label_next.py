@@ -5,13 +5,12 @@ score, and Cancel leaves the list as it was."""
 from __future__ import annotations
 
 import pytest
-import torch
 from PySide6.QtCore import Qt
 
 from app.labeling.image_list import LABEL_NEXT_ORDER, RANK_ROLE, USUAL_ORDER
-from engine import build_model
-from engine.data.demo import CLASSES, write_demo_project
-from engine.detector.checkpoint import ClassInfo, save_detector
+from engine.data.demo import write_demo_project
+
+from ..conftest import random_run_checkpoint
 
 
 @pytest.fixture
@@ -23,14 +22,7 @@ def demo_folder(tmp_path):
 @pytest.fixture
 def model_run(demo_folder):
     """A small random checkpoint in the project's runs folder, as training leaves it."""
-    torch.manual_seed(0)
-    model = build_model("resnet18", num_classes=len(CLASSES) + 1, min_size=128, max_size=160)
-    with torch.no_grad():
-        model.roi_heads.box_predictor.cls_score.weight.mul_(3)
-    folder = demo_folder / "runs" / "2026-11-25_10-00-00"
-    folder.mkdir(parents=True)
-    classes = [ClassInfo(i + 1, name, i + 1) for i, name in enumerate(CLASSES)]
-    return save_detector(folder / "best.pt", model, classes)
+    return random_run_checkpoint(demo_folder, min_size=128, max_size=160, sharpen=3)
 
 
 def _choose(panel, order: str) -> None:

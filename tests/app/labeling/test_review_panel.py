@@ -4,18 +4,13 @@ model's correction and N to keep the label, and Ctrl+Z undoing an accepted corre
 
 from __future__ import annotations
 
-import json
-
 import pytest
-import torch
 from PySide6.QtCore import Qt
 
-from engine import build_model
 from engine.active.review import BADLOC, MISSING, SWAP, ReviewEntry, ReviewQueue
 from engine.data.demo import CLASSES
-from engine.detector.checkpoint import ClassInfo, save_detector
 
-from ..conftest import wait_for_full_image
+from ..conftest import random_run_checkpoint, wait_for_full_image
 
 
 def _entry(kind, row, box_index, box, category_id, proposal, proposal_category_id):
@@ -105,16 +100,8 @@ def test_accepting_a_missing_box_adds_it_and_a_changed_box_is_not_overwritten(
 @pytest.fixture
 def model_run(demo_folder):
     """A sharpened random checkpoint in a run folder that trained on train."""
-    torch.manual_seed(0)
-    model = build_model("resnet18", num_classes=len(CLASSES) + 1, min_size=128, max_size=160)
-    with torch.no_grad():
-        model.roi_heads.box_predictor.cls_score.weight.mul_(30)
-    folder = demo_folder / "runs" / "2026-11-25_10-00-00"
-    folder.mkdir(parents=True)
-    (folder / "job.json").write_text(json.dumps({"project": str(demo_folder),
-                                                 "out": str(folder), "train_split": "train"}))
-    classes = [ClassInfo(i + 1, name, i + 1) for i, name in enumerate(CLASSES)]
-    return save_detector(folder / "best.pt", model, classes)
+    return random_run_checkpoint(demo_folder, min_size=128, max_size=160, sharpen=30,
+                                 train_split="train")
 
 
 def test_a_review_runs_off_the_gui_thread_and_lists_its_queue(qtbot, window, model_run):
