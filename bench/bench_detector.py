@@ -25,6 +25,7 @@ from torchvision.ops import box_iou
 from torchvision.ops.misc import FrozenBatchNorm2d
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.machine_info import cpu_model
 from engine import build_model
 from engine.data.images import load_image_tensor
 
@@ -76,14 +77,7 @@ def timed(fn, device: str) -> float:
 
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model() or platform.processor() or platform.machine()
     gpu = f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
     return (f"{cpu}, {torch.get_num_threads()} threads{gpu}; Python {platform.python_version()}, "
             f"torch {torch.__version__}, torchvision {torchvision.__version__}")

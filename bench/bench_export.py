@@ -28,6 +28,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.machine_info import cpu_model
 from engine import build_model
 from engine.data.images import load_image_tensor
 from engine.detector.checkpoint import ClassInfo, load_detector, save_detector
@@ -47,13 +48,7 @@ def make_checkpoint(folder: Path, min_size: int, max_size: int) -> Path:
 
 
 def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
+    return cpu_model() or platform.processor() or "unknown CPU"
 
 
 def main() -> None:

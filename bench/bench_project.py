@@ -34,6 +34,7 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.machine_info import cpu_model
 from engine.data.formats import read_annotations
 from engine.data.importing import import_annotation_set, import_annotations
 from engine.data.project import Project, measure_image
@@ -68,12 +69,7 @@ def write_dataset(folder: Path, images: int, boxes_per_image: int) -> Path:
 
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+    cpu = cpu_model() or platform.processor() or platform.machine()
     return (f"{cpu}, nproc {os.cpu_count()}; Python {platform.python_version()}, "
             f"SQLite {sqlite3.sqlite_version}")
 

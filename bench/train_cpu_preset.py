@@ -29,6 +29,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from bench.machine_info import cpu_model  # noqa: E402
 
 
 def frcnn_command() -> str:
@@ -154,13 +155,8 @@ def write_dense_set(folder: Path, count: int = 120, seed: int = 0) -> Path:
 
 
 def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip() + f" ({os.cpu_count()} cores)"
-    except OSError:
-        pass
-    return f"{os.cpu_count()} cores"
+    model = cpu_model()
+    return f"{model} ({os.cpu_count()} cores)" if model else f"{os.cpu_count()} cores"
 
 
 if __name__ == "__main__":
