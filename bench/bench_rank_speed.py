@@ -13,8 +13,9 @@ detections, and a random head keeps the most, 100 per image, the slowest case). 
 (the default) and, as its peers in the same run, without it (``--no-flip``: half the
 forwards) and plain prediction of the same unlabeled images (what "Predict unlabeled images"
 and ``frcnn predict`` do: :class:`engine.assist.Predictor`, one image at a time, the model's
-own settings), and prints seconds, images per second, the progress calls seen and the load
-average.
+own settings), and prints seconds, images per second, the progress calls seen (and, as
+``frcnn rank`` prints it, a line at every tenth of the way with the seconds so far) and the
+load average.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch
 from PIL import ImageOps
 
+from bench.machine_info import cpu_model
 from engine import build_model
 from engine.active.ranking import RankingSettings, rank_project
 from engine.data.demo import CLASSES, draw_demo_image, write_demo_project
@@ -77,14 +79,24 @@ def make_checkpoint(path: Path) -> Path:
 
 def timed(checkpoint: Path, project: Path, settings: RankingSettings) -> dict:
     calls = []
+    timeline = []  # (images analysed, seconds) at every tenth of the way, as printed
     start = time.perf_counter()
-    ranking = rank_project(checkpoint, project, settings=settings,
-                           progress=lambda done, total: calls.append((done, total)))
+
+    def progress(done: int, total: int) -> None:
+        calls.append((done, total))
+        if done * 10 // total != (calls[-2][0] * 10 // total if len(calls) > 1 else 0) \
+                or done == total:
+            seconds = round(time.perf_counter() - start, 1)
+            timeline.append((done, seconds))
+            print(f"ranking: analysed {done} of {total} images, {seconds:.0f} s",
+                  file=sys.stderr, flush=True)
+
+    ranking = rank_project(checkpoint, project, settings=settings, progress=progress)
     seconds = time.perf_counter() - start
     ranked = len(ranking.images)
     return {"flip": settings.flip, "images": ranked, "references": ranking.references,
             "seconds": round(seconds, 1), "images_per_s": round(ranked / seconds, 2),
-            "progress_calls": len(calls),
+            "progress_calls": len(calls), "progress_timeline": timeline,
             "mean_detections": round(sum(i.detections for i in ranking.images)
                                      / max(ranked, 1), 1)}
 
@@ -128,7 +140,8 @@ def main(argv: list[str] | None = None) -> int:
             results.append(timed_prediction(checkpoint, project))
         for result in results[1:]:
             result["ranking_time_ratio"] = round(results[0]["seconds"] / result["seconds"], 2)
-    report = {"machine": {"platform": platform.platform(), "processor": platform.processor(),
+    report = {"machine": {"platform": platform.platform(),
+                          "processor": cpu_model() or platform.processor(),
                           "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                           "load_average_after": [round(x, 2) for x in os.getloadavg()]},
               "side": SIDE, "batch_size": args.batch_size, "results": results}

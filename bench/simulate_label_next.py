@@ -3,6 +3,13 @@
     python bench/simulate_label_next.py                   # demo and raccoon, 5 rounds, 3 seeds
     python bench/simulate_label_next.py --quick           # a few minutes: checks it all runs
     python bench/simulate_label_next.py --datasets demo --rounds 6 --budget 3m
+    python bench/simulate_label_next.py --combine A/label-next-simulation.json B/...json
+
+The datasets may run side by side, one process of one thread per core (``OMP_NUM_THREADS=1``,
+one ``--datasets`` and ``--out`` each); ``--combine`` then writes their results as one (into
+``--out``). With ``--work DIR`` a run that is stopped (Ctrl-C, a closed session) goes on after
+its last finished round when started again with the same options: the full run is hours of
+training on a small CPU, so it may be made in pieces.
 
 For each dataset, strategy and seed: start from ``--start`` labeled images drawn at random
 (the same for both strategies of a seed), train with ``frcnn train --time-budget`` (the same
@@ -36,15 +43,20 @@ import json
 import os
 import platform
 import random
+import shutil
 import statistics
 import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import torch
+
+from bench.machine_info import cpu_model
 from engine.active.ranking import project_candidates, rank_images
 from engine.cli import main as frcnn
 from engine.cli import parse_duration
@@ -74,17 +86,26 @@ class Row:
 # --- the datasets: a ground-truth project with a pool (train) and a val split --------------
 
 def demo_source(folder: Path, count: int) -> Path:
-    return write_demo_project(folder / "demo-source", count=count)
+    """The ground truth (kept from an earlier run with the same ``--work``: its image ids are
+    the ones the kept rounds picked)."""
+    source = folder / f"demo-{count}-source"
+    if (source / "project.sqlite").is_file():
+        return source
+    return write_demo_project(source, count=count)
 
 
 def raccoon_source(folder: Path) -> Path | None:
     if not RACCOON.is_dir():
         print(f"raccoon: {RACCOON} is absent; skipped", file=sys.stderr)
         return None
+    source = folder / "raccoon-source"
+    if (source / "project.sqlite").is_file():
+        return source
     sys.path.insert(0, str(ROOT / "bench"))
     from train_raccoon import build_project
 
-    return build_project(folder / "raccoon-source")
+    shutil.rmtree(source, ignore_errors=True)  # a build that was stopped half way
+    return build_project(source)
 
 
 def pool_and_val(source: Project, pool_size: int | None, val_size: int | None
@@ -138,6 +159,7 @@ class Campaign:
 def train(project: Path, run: Path, config: Path, budget: float, seed: int, device: str
           ) -> tuple[float, float, float]:
     """AP50, AP of the run's final evaluation, and its wall time."""
+    shutil.rmtree(run, ignore_errors=True)  # a round that was stopped half way begins again
     start = time.perf_counter()
     code = frcnn(["train", "--project", str(project), "--out", str(run), "--config",
                   str(config), "--time-budget", f"{budget}s", "--seed", str(seed),
@@ -163,47 +185,95 @@ def choose(strategy: str, campaign: Campaign, checkpoint: Path, step: int,
     return picked, time.perf_counter() - start
 
 
+class Record:
+    """What a campaign has done, kept in ``FOLDER/campaign.json`` after every round, so that a
+    run stopped (or a session ended) goes on where it was with the same ``--work``: the rows
+    and the images each round picked. Round 0's training is shared by the strategies of a seed:
+    it is kept in ``seed{N}-round0.json`` beside them."""
+
+    def __init__(self, path: Path, initial: list[int]) -> None:
+        self.path = path
+        self.rounds: list[dict] = []
+        if path.is_file():
+            data = json.loads(path.read_text())
+            if data["initial"] == initial:  # else another --start or pool: begin again
+                self.rounds = data["rounds"]
+        self.initial = initial
+
+    def add(self, row: Row, picked: list[int]) -> None:
+        self.rounds.append({"row": asdict(row), "picked": picked})
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.write_text(json.dumps({"initial": self.initial, "rounds": self.rounds}))
+
+
+def first_round(path: Path, initial: list[int], run: Path, train_it
+                ) -> tuple[float, float, float, Path]:
+    """Round 0 of a seed, trained once (into ``run``) on the ``initial`` images for both
+    strategies; kept in ``path``. AP50, AP, seconds and the run folder."""
+    if path.is_file():
+        kept = json.loads(path.read_text())
+        if kept["initial"] == initial:
+            ap50, ap, seconds, run_folder = kept["result"]
+            return ap50, ap, seconds, Path(run_folder)
+    ap50, ap, seconds = train_it()
+    path.write_text(json.dumps({"initial": initial, "result": [ap50, ap, seconds, str(run)]}))
+    return ap50, ap, seconds, run
+
+
 def run_dataset(name: str, source_folder: Path, args, work: Path, config: Path,
                 rows: list[Row], saved) -> None:
     """Append one row per round to ``rows``, calling ``saved(rows)`` after each (the results
-    so far are on disk when a long run is stopped). A training that fails ends its campaign
-    (said on stderr); the others go on."""
+    so far are on disk when a long run is stopped; rounds already recorded under ``work`` are
+    not run again, see :class:`Record`). A training that fails ends its campaign (said on
+    stderr); the others go on."""
     with Project.open(source_folder) as source:
         pool, val = pool_and_val(source, args.pool, args.val)
         print(f"{name}: pool {len(pool)}, val {len(val)}", file=sys.stderr)
         for seed in range(args.seeds):
             initial = random.Random(seed).sample(pool, args.start)
-            first_round = None  # the strategies share round 0: the same images, one training
+            shared = work / name / f"seed{seed}-round0.json"
             for strategy in args.strategies:
                 folder = work / name / f"{strategy}-seed{seed}"
+                record = Record(folder / "campaign.json", initial)
+                if len(record.rounds) == args.rounds:
+                    rows += [Row(**done["row"]) for done in record.rounds]
+                    saved(rows)
+                    continue
+                shutil.rmtree(folder / "project", ignore_errors=True)
                 campaign = Campaign(source, folder / "project", pool, val)
-                rng = random.Random(1000 + seed)
                 campaign.label(initial)
+                for done in record.rounds:  # replayed: the same images labeled
+                    rows.append(Row(**done["row"]))
+                    campaign.label(done["picked"])
                 try:
-                    for round_number in range(args.rounds):
+                    for round_number in range(len(record.rounds), args.rounds):
                         run = folder / f"round{round_number}"
+                        train_it = partial(train, folder / "project", run, config,
+                                           args.budget, seed, args.device)
                         try:
-                            if round_number == 0 and first_round is not None:
-                                ap50, ap, train_s, run = first_round
-                            else:
-                                ap50, ap, train_s = train(folder / "project", run, config,
-                                                          args.budget, seed, args.device)
                             if round_number == 0:
-                                first_round = (ap50, ap, train_s, run)
+                                ap50, ap, train_s, run = first_round(shared, initial, run,
+                                                                     train_it)
+                            else:
+                                ap50, ap, train_s = train_it()
                         except (RuntimeError, OSError, ValueError) as error:
                             print(f"{name} {strategy} seed {seed}: {error}; campaign ended",
                                   file=sys.stderr)
                             break
-                        rank_s = 0.0
+                        rank_s, picked = 0.0, []
                         if round_number + 1 < args.rounds and campaign.pool:
+                            # random order's draw for a round depends on the seed and the
+                            # round only: the same when a stopped run goes on
+                            rng = random.Random(f"{seed}-{round_number}")
                             picked, rank_s = choose(strategy, campaign, run / "best.pt",
                                                     args.step, rng, args.device)
                         row = Row(name, strategy, seed, round_number, len(campaign.labeled),
                                   ap50, ap, round(train_s, 1), round(rank_s, 1))
+                        record.add(row, picked)
                         rows.append(row)
                         saved(rows)
                         print(f"RESULT {json.dumps(asdict(row))}", file=sys.stderr, flush=True)
-                        if round_number + 1 < args.rounds and campaign.pool:
+                        if picked:
                             campaign.label(picked)
                 finally:
                     campaign.close()
@@ -274,7 +344,13 @@ def plot(summary: dict, path: Path) -> None:
     plt.close(figure)
 
 
-def write_results(rows: list[Row], args, out: Path, *, plot_it: bool = True) -> dict:
+def this_machine() -> dict:
+    return {"platform": platform.platform(), "cpu": cpu_model(), "cpus": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(), "load_average": os.getloadavg()}
+
+
+def write_results(rows: list[Row], settings: dict, out: Path, *, plot_it: bool = True,
+                  machine: dict | list | None = None) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     with open(out / "label-next-simulation.csv", "w", newline="") as file:
         writer = csv.DictWriter(file, fieldnames=list(asdict(rows[0])))
@@ -283,9 +359,7 @@ def write_results(rows: list[Row], args, out: Path, *, plot_it: bool = True) -> 
     summary = curves(rows)
     savings = {dataset: saving(by.get("ranking", []), by.get("random", []))
                for dataset, by in summary.items()}
-    data = {"settings": {k: v for k, v in vars(args).items() if k != "out"},
-            "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
-                        "load_average": os.getloadavg()},
+    data = {"settings": settings, "machine": machine or this_machine(),
             "curves": summary, "savings": savings, "rows": [asdict(row) for row in rows]}
     (out / "label-next-simulation.json").write_text(json.dumps(data, indent=1, default=str))
     if plot_it:
@@ -309,10 +383,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--demo-images", type=int, default=300,
                         help="demo images generated (80%% pool, 20%% val)")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--work", type=Path, help="keep the projects and runs here "
-                                                  "(default: a temporary folder)")
+    parser.add_argument("--work", type=Path,
+                        help="keep the projects and runs here (default: a temporary folder); "
+                             "started again with the same --work, a stopped run goes on "
+                             "after its last finished round")
     parser.add_argument("--out", type=Path, help="results folder (default docs/, or "
                                                  "bench/out/label-next-quick with --quick)")
+    parser.add_argument("--combine", nargs="+", type=Path, metavar="JSON",
+                        help="run nothing: write the rows of earlier runs' "
+                             "label-next-simulation.json files as one result (datasets run "
+                             "as separate processes, one per core)")
     parser.add_argument("--quick", action="store_true",
                         help="a smoke run: 1 seed, 2 rounds from 8 images by 8, 20 s budget, "
                              "40 pool and 12 val images")
@@ -322,6 +402,9 @@ def main(argv: list[str] | None = None) -> int:
         args.budget, args.pool, args.val, args.demo_images = 20.0, 40, 12, 60
     out = args.out or (ROOT / "bench" / "out" / "label-next-quick" if args.quick
                        else ROOT / "docs")
+    if args.combine:
+        return report(*combined(args.combine), out)
+    settings = {k: v for k, v in vars(args).items() if k not in ("out", "combine")}
     with tempfile.TemporaryDirectory(prefix="label-next-") as temporary:
         work = args.work or Path(temporary)
         rows: list[Row] = []
@@ -335,11 +418,31 @@ def main(argv: list[str] | None = None) -> int:
             config = work / f"{name}-config.json"
             config.write_text(json.dumps(preset))
             run_dataset(name, source, args, work, config, rows,
-                        lambda so_far: write_results(so_far, args, out, plot_it=False))
+                        lambda so_far: write_results(so_far, settings, out, plot_it=False))
+    return report(rows, settings, None, out)
+
+
+def combined(paths: list[Path]) -> tuple[list[Row], dict, list]:
+    """The rows of several runs' JSON files, their settings by dataset and their machines."""
+    rows: list[Row] = []
+    settings: dict = {}
+    machines: list = []
+    for path in paths:
+        data = json.loads(path.read_text())
+        runs = [Row(**row) for row in data["rows"]]
+        rows += runs
+        for dataset in sorted({row.dataset for row in runs}):
+            settings[dataset] = data["settings"]
+        machines.append(data["machine"])
+    return rows, settings, machines
+
+
+def report(rows: list[Row], settings: dict, machine, out: Path) -> int:
+    """Write the results (with the figure) and print the savings and curves."""
     if not rows:
         print("no dataset ran", file=sys.stderr)
         return 1
-    data = write_results(rows, args, out)
+    data = write_results(rows, settings, out, machine=machine)
     for dataset, result in data["savings"].items():
         print(f"{dataset}: {json.dumps(result)}")
     for dataset, by in data["curves"].items():
