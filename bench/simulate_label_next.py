@@ -30,9 +30,10 @@ the pool, its 40 test photos as val; skipped when absent).
 Writes ``OUT/label-next-simulation.csv`` (one row per dataset, strategy, seed, round),
 ``OUT/label-next-simulation.json`` (the rows, the settings, the machine, and per dataset the
 saving: the fewest labeled images with which ranking's mean AP50 reaches random order's at its
-last round, by linear interpolation) and ``OUT/label-next-simulation.png`` (mean AP50 against
-labeled images, the band one standard deviation). OUT is ``docs/`` by default, a folder under
-``bench/out`` with ``--quick``.
+last round, by linear interpolation, where its curve first does and where it does for good;
+and ranking's AP50 minus random order's seed by seed) and ``OUT/label-next-simulation.png``
+(mean AP50 against labeled images, the band one standard deviation). OUT is ``docs/`` by
+default, a folder under ``bench/out`` with ``--quick``.
 """
 
 from __future__ import annotations
@@ -294,26 +295,60 @@ def curves(rows: list[Row]) -> dict:
             for dataset, by_strategy in out.items()}
 
 
+def crossing(points: list, target: float, *, stays: bool) -> float | None:
+    """The labeled images at which the mean curve ``points`` [(labeled, mean AP50, ...)]
+    reaches ``target`` (linear interpolation between rounds): where it first does, or with
+    ``stays`` where it does and never falls below again (a single lucky round does not count).
+    None when it never does."""
+    start = 0
+    if stays:
+        below = [i for i, point in enumerate(points) if point[1] < target]
+        start = below[-1] + 1 if below else 0
+    for i in range(start, len(points)):
+        n, ap50 = points[i][0], points[i][1]
+        if ap50 >= target:
+            if i == 0:
+                return float(n)
+            n0, a0 = points[i - 1][0], points[i - 1][1]
+            return n0 + (target - a0) / (ap50 - a0) * (n - n0)
+    return None
+
+
 def saving(ranking: list, random_order: list) -> dict | None:
     """Random order's mean AP50 at its last round, the labeled images ranking needs for it
-    (linear interpolation between rounds; None when it never reaches it) and the saving."""
+    (where its mean curve first reaches it, and where it reaches it for good; None when it
+    never does) and the savings (1 - needed / random order's)."""
     if not ranking or not random_order or random_order[-1][1] <= 0:
         return None  # nothing learned: no level to reach
     target_n, target = random_order[-1][0], random_order[-1][1]
-    needed = None
-    previous = None
-    for n, ap50, _sd, _runs in ranking:
-        if ap50 >= target:
-            if previous is None or previous[1] >= target:
-                needed = float(n)
-            else:
-                n0, a0 = previous
-                needed = n0 + (target - a0) / (ap50 - a0) * (n - n0)
-            break
-        previous = (n, ap50)
+    if target <= random_order[0][1]:
+        # random order's labels gained nothing over the first round (the first round is the
+        # same for both): no saving can be measured against it
+        return {"random_last_labeled": target_n, "random_last_ap50": target,
+                "random_first_ap50": random_order[0][1], "saving": None,
+                "why": "random order's last round is no better than the first"}
+    first = crossing(ranking, target, stays=False)
+    for_good = crossing(ranking, target, stays=True)
     return {"random_last_labeled": target_n, "random_last_ap50": target,
-            "ranking_labeled_for_it": needed,
-            "saving": None if needed is None else 1 - needed / target_n}
+            "ranking_labeled_for_it": first,
+            "saving": None if first is None else 1 - first / target_n,
+            "ranking_labeled_for_it_for_good": for_good,
+            "saving_for_good": None if for_good is None else 1 - for_good / target_n}
+
+
+def paired_differences(rows: list[Row]) -> dict:
+    """dataset -> labeled -> ranking's AP50 minus random order's, seed by seed (the same
+    first images and training seed): the mean, the standard deviation and the values."""
+    by_key = {(r.dataset, r.strategy, r.seed, r.labeled): r.ap50 for r in rows}
+    out: dict = {}
+    for (dataset, strategy, seed, labeled), ap50 in sorted(by_key.items()):
+        other = by_key.get((dataset, "random", seed, labeled))
+        if strategy == "ranking" and other is not None:
+            out.setdefault(dataset, {}).setdefault(labeled, []).append(round(ap50 - other, 4))
+    return {dataset: {n: {"mean": statistics.fmean(v),
+                          "sd": statistics.pstdev(v) if len(v) > 1 else 0.0, "per_seed": v}
+                      for n, v in by_n.items()}
+            for dataset, by_n in out.items()}
 
 
 def plot(summary: dict, path: Path) -> None:
@@ -360,7 +395,8 @@ def write_results(rows: list[Row], settings: dict, out: Path, *, plot_it: bool =
     savings = {dataset: saving(by.get("ranking", []), by.get("random", []))
                for dataset, by in summary.items()}
     data = {"settings": settings, "machine": machine or this_machine(),
-            "curves": summary, "savings": savings, "rows": [asdict(row) for row in rows]}
+            "curves": summary, "savings": savings,
+            "ranking_minus_random": paired_differences(rows), "rows": [asdict(row) for row in rows]}
     (out / "label-next-simulation.json").write_text(json.dumps(data, indent=1, default=str))
     if plot_it:
         plot(summary, out / "label-next-simulation.png")
