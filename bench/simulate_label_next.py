@@ -31,8 +31,9 @@ Writes ``OUT/label-next-simulation.csv`` (one row per dataset, strategy, seed, r
 ``OUT/label-next-simulation.json`` (the rows, the settings, the machine, and per dataset the
 saving: the fewest labeled images with which ranking's mean AP50 reaches random order's at its
 last round, by linear interpolation, where its curve first does and where it does for good;
-and ranking's AP50 minus random order's seed by seed) and ``OUT/label-next-simulation.png``
-(mean AP50 against labeled images, the band one standard deviation). OUT is ``docs/`` by
+and ranking's AP50 minus random order's seed by seed; the same for AP, keys ending ``_ap``)
+and ``OUT/label-next-simulation.png`` (mean AP50 and AP against labeled images, the band one
+standard deviation). OUT is ``docs/`` by
 default, a folder under ``bench/out`` with ``--quick``.
 """
 
@@ -282,12 +283,16 @@ def run_dataset(name: str, source_folder: Path, args, work: Path, config: Path,
 
 # --- results ------------------------------------------------------------------------------
 
-def curves(rows: list[Row]) -> dict:
-    """dataset -> strategy -> [(labeled, mean AP50, standard deviation, runs)]."""
+METRICS = ("ap50", "ap")  # the issue's AP50, and COCO's AP (0.50:0.95), which has room left
+#                          where 20 labeled images already give an AP50 near 1
+
+
+def curves(rows: list[Row], metric: str = "ap50") -> dict:
+    """dataset -> strategy -> [(labeled, mean of ``metric``, standard deviation, runs)]."""
     out: dict = {}
     for row in rows:
         out.setdefault(row.dataset, {}).setdefault(row.strategy, {}).setdefault(
-            row.labeled, []).append(row.ap50)
+            row.labeled, []).append(getattr(row, metric))
     return {dataset: {strategy: [(n, statistics.fmean(v),
                                   statistics.pstdev(v) if len(v) > 1 else 0.0, len(v))
                                  for n, v in sorted(points.items())]
@@ -315,7 +320,7 @@ def crossing(points: list, target: float, *, stays: bool) -> float | None:
 
 
 def saving(ranking: list, random_order: list) -> dict | None:
-    """Random order's mean AP50 at its last round, the labeled images ranking needs for it
+    """Random order's mean (AP50 or AP) at its last round, the labeled images ranking needs for it
     (where its mean curve first reaches it, and where it reaches it for good; None when it
     never does) and the savings (1 - needed / random order's)."""
     if not ranking or not random_order or random_order[-1][1] <= 0:
@@ -324,22 +329,22 @@ def saving(ranking: list, random_order: list) -> dict | None:
     if target <= random_order[0][1]:
         # random order's labels gained nothing over the first round (the first round is the
         # same for both): no saving can be measured against it
-        return {"random_last_labeled": target_n, "random_last_ap50": target,
-                "random_first_ap50": random_order[0][1], "saving": None,
+        return {"random_last_labeled": target_n, "random_last": target,
+                "random_first": random_order[0][1], "saving": None,
                 "why": "random order's last round is no better than the first"}
     first = crossing(ranking, target, stays=False)
     for_good = crossing(ranking, target, stays=True)
-    return {"random_last_labeled": target_n, "random_last_ap50": target,
+    return {"random_last_labeled": target_n, "random_last": target,
             "ranking_labeled_for_it": first,
             "saving": None if first is None else 1 - first / target_n,
             "ranking_labeled_for_it_for_good": for_good,
             "saving_for_good": None if for_good is None else 1 - for_good / target_n}
 
 
-def paired_differences(rows: list[Row]) -> dict:
-    """dataset -> labeled -> ranking's AP50 minus random order's, seed by seed (the same
+def paired_differences(rows: list[Row], metric: str = "ap50") -> dict:
+    """dataset -> labeled -> ranking's ``metric`` minus random order's, seed by seed (the same
     first images and training seed): the mean, the standard deviation and the values."""
-    by_key = {(r.dataset, r.strategy, r.seed, r.labeled): r.ap50 for r in rows}
+    by_key = {(r.dataset, r.strategy, r.seed, r.labeled): getattr(r, metric) for r in rows}
     out: dict = {}
     for (dataset, strategy, seed, labeled), ap50 in sorted(by_key.items()):
         other = by_key.get((dataset, "random", seed, labeled))
@@ -351,32 +356,40 @@ def paired_differences(rows: list[Row]) -> dict:
             for dataset, by_n in out.items()}
 
 
-def plot(summary: dict, path: Path) -> None:
+def plot(by_metric: dict, path: Path) -> None:
+    """One row of charts per metric (AP50, AP), one column per dataset."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    datasets = list(summary)
-    figure, axes = plt.subplots(1, len(datasets), figsize=(5.5 * len(datasets), 4),
-                                squeeze=False)
-    for axis, dataset in zip(axes[0], datasets):
-        for strategy, points in summary[dataset].items():
-            n = [p[0] for p in points]
-            mean = [p[1] for p in points]
-            sd = [p[2] for p in points]
-            label = "most useful next (ranking)" if strategy == "ranking" else "random order"
-            axis.plot(n, mean, marker="o", label=label)
-            axis.fill_between(n, [m - s for m, s in zip(mean, sd)],
-                              [m + s for m, s in zip(mean, sd)], alpha=0.2)
-        axis.set_title(dataset)
-        axis.set_xlabel("labeled images")
-        axis.set_ylabel("AP50 on val")
-        axis.grid(alpha=0.3)
-        axis.legend()
+    datasets = list(by_metric["ap50"])
+    figure, axes = plt.subplots(len(METRICS), len(datasets),
+                                figsize=(5.5 * len(datasets), 4 * len(METRICS)), squeeze=False)
+    for row_axes, metric in zip(axes, METRICS):
+        for axis, dataset in zip(row_axes, datasets):
+            draw(axis, by_metric[metric][dataset], dataset,
+                 "AP50 on val" if metric == "ap50" else "AP (0.50:0.95) on val")
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
+
+
+def draw(axis, summary: dict, dataset: str, ylabel: str) -> None:
+    """Mean curve of each strategy, the band one standard deviation."""
+    for strategy, points in summary.items():
+        n = [p[0] for p in points]
+        mean = [p[1] for p in points]
+        sd = [p[2] for p in points]
+        label = "most useful next (ranking)" if strategy == "ranking" else "random order"
+        axis.plot(n, mean, marker="o", label=label)
+        axis.fill_between(n, [m - s for m, s in zip(mean, sd)],
+                          [m + s for m, s in zip(mean, sd)], alpha=0.2)
+    axis.set_title(dataset)
+    axis.set_xlabel("labeled images")
+    axis.set_ylabel(ylabel)
+    axis.grid(alpha=0.3)
+    axis.legend()
 
 
 def this_machine() -> dict:
@@ -391,15 +404,19 @@ def write_results(rows: list[Row], settings: dict, out: Path, *, plot_it: bool =
         writer = csv.DictWriter(file, fieldnames=list(asdict(rows[0])))
         writer.writeheader()
         writer.writerows(asdict(row) for row in rows)
-    summary = curves(rows)
-    savings = {dataset: saving(by.get("ranking", []), by.get("random", []))
-               for dataset, by in summary.items()}
-    data = {"settings": settings, "machine": machine or this_machine(),
-            "curves": summary, "savings": savings,
-            "ranking_minus_random": paired_differences(rows), "rows": [asdict(row) for row in rows]}
+    by_metric = {metric: curves(rows, metric) for metric in METRICS}
+    data = {"settings": settings, "machine": machine or this_machine()}
+    for metric in METRICS:  # "curves", "savings", ... for AP50; "curves_ap", ... for AP
+        suffix = "" if metric == "ap50" else f"_{metric}"
+        data["curves" + suffix] = by_metric[metric]
+        data["savings" + suffix] = {
+            dataset: saving(by.get("ranking", []), by.get("random", []))
+            for dataset, by in by_metric[metric].items()}
+        data["ranking_minus_random" + suffix] = paired_differences(rows, metric)
+    data["rows"] = [asdict(row) for row in rows]
     (out / "label-next-simulation.json").write_text(json.dumps(data, indent=1, default=str))
     if plot_it:
-        plot(summary, out / "label-next-simulation.png")
+        plot(by_metric, out / "label-next-simulation.png")
     return data
 
 
@@ -479,12 +496,13 @@ def report(rows: list[Row], settings: dict, machine, out: Path) -> int:
         print("no dataset ran", file=sys.stderr)
         return 1
     data = write_results(rows, settings, out, machine=machine)
-    for dataset, result in data["savings"].items():
-        print(f"{dataset}: {json.dumps(result)}")
-    for dataset, by in data["curves"].items():
-        for strategy, points in by.items():
-            print(f"{dataset} {strategy}: " + ", ".join(f"{n}: {m:.3f}±{s:.3f}"
-                                                       for n, m, s, _r in points))
+    for suffix, name in (("", "AP50"), ("_ap", "AP")):
+        for dataset, result in data["savings" + suffix].items():
+            print(f"{dataset} {name}: {json.dumps(result)}")
+        for dataset, by in data["curves" + suffix].items():
+            for strategy, points in by.items():
+                print(f"{dataset} {strategy} {name}: " + ", ".join(
+                    f"{n}: {m:.3f}±{s:.3f}" for n, m, s, _r in points))
     print(f"wrote {out}/label-next-simulation.{{csv,json,png}}")
     return 0
 
