@@ -64,14 +64,11 @@ def trained_split(checkpoint: str | os.PathLike) -> str | None:
             "train_split", "train")
     except (OSError, ValueError, AttributeError):
         pass
+    from ..training.runs import read_events  # skips lines cut short by a kill
+
     try:
-        with open(folder / "events.jsonl", encoding="utf-8") as events:
-            for line in events:
-                try:
-                    if json.loads(line).get("event") == "started":
-                        return "train"
-                except (ValueError, AttributeError):
-                    continue  # a line cut short by a kill
+        if any(event.get("event") == "started" for event in read_events(folder)):
+            return "train"
     except OSError:
         pass
     return None
